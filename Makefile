@@ -1,0 +1,32 @@
+# The two set-up commands (see README):
+#   make repro   create/update .venv, then run the default pipeline (dvc repro)
+#   make test    create/update .venv, then run the test suite
+# Both are idempotent: the environment is re-synced only when pyproject.toml or
+# uv.lock changed, and DVC skips stages whose inputs did not change.
+
+UV_VERSION := 0.13.8
+PYTHON ?= python3
+VENV := .venv
+STAMP := $(VENV)/.synced
+export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
+
+.PHONY: repro test env bench clean-env
+
+env: $(STAMP)
+
+$(STAMP): pyproject.toml uv.lock
+	@$(PYTHON) -m uv --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet "uv==$(UV_VERSION)"
+	$(PYTHON) -m uv sync --frozen
+	@touch $@
+
+repro: $(STAMP)
+	dvc repro
+
+test: $(STAMP)
+	python -m pytest -n 2 --dist loadfile
+
+bench: $(STAMP)
+	python bench/raster.py
+
+clean-env:
+	rm -rf $(VENV)

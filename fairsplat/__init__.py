@@ -1,0 +1,1 @@
+"""fairsplat: fair, animatable Gaussian-splat head avatars."""

@@ -1,0 +1,6 @@
+"""One params model per DVC stage: ``params.yaml`` section = stage = ``stages/<name>.py``.
+
+Importing this package registers every section in ``fairsplat.config.SECTIONS``.
+"""
+
+from fairsplat.sections import head  # noqa: F401

@@ -1,0 +1,1 @@
+"""Gaussians: binding to the head, PLY, and the rasteriser backends."""

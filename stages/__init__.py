@@ -1,0 +1,1 @@
+"""DVC stage entry points: thin Typer commands, one per params section."""
