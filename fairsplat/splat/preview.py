@@ -35,7 +35,7 @@ def region_colors(face_regions: np.ndarray) -> torch.Tensor:  # [F] -> [F, 3]
     return table[torch.as_tensor(face_regions, dtype=torch.long)]
 
 
-def _views(centre: torch.Tensor, distance: float):
+def _views():
     """(name, yaw degrees, pose [15], expr index or None) for the preview panels."""
     jaw = torch.zeros(15)
     jaw[6] = 0.3  # jaw opening, radians about x
@@ -62,7 +62,7 @@ def render_panels(head, size: int = 256, uv_resolution: int = 128) -> np.ndarray
     distance = 0.6 * extent / math.tan(math.radians(fov / 2))
     K = intrinsics(fov, size, size)
     panels = []
-    for _, yaw, pose, expr_idx in _views(centre, distance):
+    for _, yaw, pose, expr_idx in _views():
         expr = torch.zeros(1, head.exprdirs.shape[-1])
         if expr_idx is not None:
             expr[0, expr_idx] = 2.0
@@ -98,7 +98,7 @@ def head_metrics(head, uv_resolution: int) -> dict:
 
     cells, _ = _rasterise_uv(head.uvs, head.uv_faces, uv_resolution)
     return {
-        "source": "procedural" if head.source == "procedural" else "flame_file",
+        "procedural": int(head.source == "procedural"),
         "vertices": int(head.v_template.shape[0]),
         "faces": int(head.faces.shape[0]),
         "shape_components": int(head.shapedirs.shape[-1]),
