@@ -80,7 +80,9 @@ def parse_section(name: str, raw: Any, model: type[S]) -> S:
         for e in err.errors():
             key = ".".join(str(p) for p in (name, *e["loc"]))
             got = e.get("input")
-            if e["type"] == "extra_forbidden":
+            if not e["loc"]:  # a cross-field check: its message names the keys
+                lines.append(f"{name}: {e['msg'].removeprefix('Value error, ')}")
+            elif e["type"] == "extra_forbidden":
                 allowed = ", ".join(sorted(_kebab(f) for f in model.model_fields))
                 lines.append(f"{key}: unknown key (allowed: {allowed})")
             else:

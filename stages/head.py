@@ -4,7 +4,7 @@
     dvc exp run -S head.n-shape=30                     # an experiment
     dvc exp run -S head.flame-path=/data/flame2023.pkl -S head.landmark-path=...
 
-Outputs: ``<out>/head.npz`` (no pickles), ``<out>/preview.png`` (the head as
+Outputs: ``<out>/head.npz`` (no pickles), ``plots/head/preview.png`` (the head as
 bound Gaussians through the project's rasteriser) and ``metrics/head.json``.
 """
 
@@ -20,6 +20,7 @@ app = typer.Typer(add_completion=False)
 @app.command()
 def main(
     out: Path = typer.Option(Path("assets/head"), help="output directory"),
+    plots: Path = typer.Option(Path("plots/head"), help="preview render"),
     params: Path = typer.Option(Path("params.yaml"), help="params file"),
     metrics_dir: Path = typer.Option(Path("metrics"), help="where metrics/<stage>.json goes"),
 ) -> None:
@@ -31,9 +32,9 @@ def main(
 
     cfg = load_section("head", params)
     head = make_head(cfg)
-    with atomic_dir(out) as tmp:
+    with atomic_dir(out) as tmp, atomic_dir(plots) as plot_tmp:
         head.save(tmp / "head.npz")
-        render_ms = save_preview(head, tmp / "preview.png", size=cfg.preview_size, uv_resolution=cfg.uv_resolution)
+        render_ms = save_preview(head, plot_tmp / "preview.png", size=cfg.preview_size, uv_resolution=cfg.uv_resolution)
     write_metrics("head", {**head_metrics(head, cfg.uv_resolution), "preview_render_ms": render_ms}, root=metrics_dir)
     typer.echo(f"head: {head.source}, {head.n_vertices} vertices -> {out}")
 

@@ -3,4 +3,4 @@
 Importing this package registers every section in ``fairsplat.config.SECTIONS``.
 """
 
-from fairsplat.sections import head  # noqa: F401
+from fairsplat.sections import head, synth  # noqa: F401

@@ -60,7 +60,7 @@ def render_panels(head, size: int = 256, uv_resolution: int = 128) -> np.ndarray
     extent = float((v0.max(0).values - v0.min(0).values).max())
     fov = 25.0
     distance = 0.6 * extent / math.tan(math.radians(fov / 2))
-    K = intrinsics(fov, size, size)
+    K = intrinsics(size, size, fov_deg=fov)
     panels = []
     for _, yaw, pose, expr_idx in _views():
         expr = torch.zeros(1, head.exprdirs.shape[-1])

@@ -1,0 +1,1 @@
+"""SynthHeads: the embedded, procedurally rendered dataset with exact ground truth."""
