@@ -1,0 +1,177 @@
+"""Curation of ONE input: analyse (load, check, detect, crop, ITA) and render (write).
+
+Why two steps: balancing needs every input's ITA before it can choose which
+crops to keep, and writing 512 px crops for all of FairFace's 108K photos to
+keep 3,000 would be wasteful. :func:`analyse` returns small metadata only (the
+crop is recomputed from its stored matrix by :func:`render`, bit-identically).
+
+Every input ends in exactly one state: accepted (an :class:`Analysis` with
+``reason=None``) or rejected with one reason from :data:`REJECT_REASONS`.
+Nothing raises: an unexpected exception becomes reason ``"error"`` with the
+exception text in ``detail`` (and is counted in the metrics, so it is seen).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from fairsplat.curate.config import CurateConfig
+from fairsplat.faces.crop import Crop, composite_grey, crop_face, warp
+from fairsplat.faces.detect import detect_faces
+from fairsplat.faces.foreground import FgInput, foreground_mask
+from fairsplat.faces.imageio import BadImage, load_rgb, save_png
+from fairsplat.faces.ita import face_ita
+from fairsplat.faces.skin_types import classify, monk
+from fairsplat.sources.manifest import Record
+
+REJECT_REASONS: tuple[str, ...] = (
+    "unreadable",  # file cannot be opened
+    "not_an_image",  # bytes are not an image format
+    "truncated",  # pixel data ends early / corrupt
+    "too_small",  # shorter side < min_side
+    "too_large",  # more than max_pixels
+    "greyscale",  # no colour: ITA undefined
+    "no_face",  # the detector found none
+    "face_too_small",  # largest face < min_face pixels
+    "no_skin",  # too few usable skin pixels under the mask
+    "low_chroma",  # skin colour has (almost) no chroma: toned/sepia/colour-stripped photo
+    "error",  # unexpected exception (a bug or an exotic file): see detail
+    "over_quota",  # passed every check but its type already has per_type images
+)
+
+
+@dataclass
+class Analysis:
+    """What curation learnt about one input (picklable, small)."""
+
+    image_id: str
+    reason: str | None = None
+    detail: str = ""
+    n_faces: int | None = None
+    src_size: tuple[int, int] | None = None  # (width, height) after EXIF rotation
+    face_score: float | None = None
+    matrix: list[float] = field(default_factory=list)  # [6] source -> crop, row-major 2x3
+    box: list[float] = field(default_factory=list)  # [4] crop square's bbox in source pixels
+    landmarks: list[list[float]] = field(default_factory=list)  # [68][2] crop pixels
+    ita: float | None = None
+    lab: tuple[float, float, float] | None = None  # median skin L*, a*, b*
+    n_skin: int | None = None
+    skin_mask: str | None = None  # "labels" or "landmarks"
+    fitzpatrick: str | None = None
+    category: str | None = None
+    monk: int | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.reason is None
+
+
+def safe_name(image_id: str) -> str:
+    """File-name-safe, collision-free name for an image id."""
+    stem = re.sub(r"[^A-Za-z0-9._-]+", "_", image_id.replace("/", "__"))[-120:]
+    return f"{stem}-{hashlib.sha1(image_id.encode()).hexdigest()[:8]}"
+
+
+def _labels(mask_path: str | None, shape: tuple[int, int]) -> np.ndarray | None:  # uint8 [H, W]
+    """The record's label map at image resolution (nearest); None if absent/unreadable."""
+    if not mask_path:
+        return None
+    try:
+        with Image.open(mask_path) as im:
+            if im.mode not in ("L", "P"):
+                im = im.convert("L")
+            if im.size != (shape[1], shape[0]):
+                im = im.resize((shape[1], shape[0]), Image.NEAREST)
+            return np.asarray(im).copy()
+    except (OSError, ValueError):
+        return None
+
+
+def _crop(img: np.ndarray, landmarks: np.ndarray, cfg: CurateConfig) -> Crop:
+    return crop_face(img, landmarks, cfg.size, mode=cfg.crop_mode, margin=cfg.margin, grey=cfg.grey)
+
+
+def _measure(a: Analysis, rec: Record, img: np.ndarray, crop: Crop, cfg: CurateConfig) -> None:
+    labels = _labels(rec.mask_path, img.shape[:2])
+    crop_labels = None if labels is None else warp(labels, crop.matrix, cfg.size, nearest=True, fill=0)
+    res, source = face_ita(
+        crop.image, labels=crop_labels, landmarks=crop.landmarks, valid=crop.valid,
+        stat=cfg.ita_stat, trim=cfg.ita_trim, min_pixels=cfg.min_skin_pixels,
+    )  # fmt: skip
+    a.skin_mask = source
+    if res is None:
+        a.reason, a.detail = "no_skin", f"< {cfg.min_skin_pixels} usable skin pixels ({source} mask)"
+        return
+    a.ita, a.lab, a.n_skin = res.ita, (res.L, res.a, res.b), res.n_used
+    chroma = float(np.hypot(res.a, res.b))
+    if chroma < cfg.min_skin_chroma:
+        a.reason, a.detail = "low_chroma", f"skin C*ab {chroma:.2f} < {cfg.min_skin_chroma}"
+        return
+    cat = classify(res.ita, cfg.scheme)
+    a.fitzpatrick, a.category, a.monk = cat.fitzpatrick, cat.name, monk(a.lab)
+
+
+def _analyse(rec: Record, cfg: CurateConfig) -> Analysis:
+    a = Analysis(rec.image_id)
+    try:
+        img, info = load_rgb(rec.path, min_side=cfg.min_side, max_pixels=cfg.max_pixels, allow_greyscale=False)
+    except BadImage as err:
+        a.reason, a.detail = err.reason, err.detail[:200]
+        return a
+    a.src_size = (info.width, info.height)
+    faces = detect_faces(img, upsample=cfg.upsample, detect_max_side=cfg.detect_max_side, fallback=cfg.detect_fallback)
+    a.n_faces = len(faces)
+    if not faces:
+        a.reason = "no_face"
+        return a
+    face = faces[0]
+    a.face_score = face.score
+    span = float(np.max(face.landmarks.max(0) - face.landmarks.min(0)))
+    if span < cfg.min_face:
+        a.reason, a.detail = "face_too_small", f"face {span:.0f} px < {cfg.min_face}"
+        return a
+    crop = _crop(img, face.landmarks, cfg)
+    a.matrix = crop.matrix.ravel().tolist()
+    a.box = crop.box.tolist()
+    a.landmarks = crop.landmarks.tolist()
+    _measure(a, rec, img, crop, cfg)
+    return a
+
+
+def analyse(rec: Record, cfg: CurateConfig) -> Analysis:
+    """Analyse one input; never raises (see module doc)."""
+    try:
+        return _analyse(rec, cfg)
+    except Exception as err:  # noqa: BLE001  (one bad input must not stop a 100K-image run)
+        return Analysis(rec.image_id, reason="error", detail=f"{type(err).__name__}: {err}"[:300])
+
+
+def render(rec: Record, a: Analysis, cfg: CurateConfig, out_dir: str | Path) -> dict[str, str | None]:
+    """Write the grey-composited crop (and cropped label map); paths are relative to ``out_dir``."""
+    assert a.ok and a.matrix, a.image_id
+    img, info = load_rgb(rec.path, min_side=1, max_pixels=cfg.max_pixels)
+    matrix = np.asarray(a.matrix).reshape(2, 3)
+    g = int(round(cfg.grey * 255))
+    image = warp(img, matrix, cfg.size, fill=(g, g, g))
+    valid = warp(np.full(img.shape[:2], 255, np.uint8), matrix, cfg.size, fill=0) >= 128
+    alpha = None if info.alpha is None else warp(info.alpha, matrix, cfg.size, fill=0)
+    labels = _labels(rec.mask_path, img.shape[:2])
+    crop_labels = None if labels is None else warp(labels, matrix, cfg.size, nearest=True, fill=0)
+    fg = FgInput(image, np.asarray(a.landmarks), valid, alpha=alpha, labels=crop_labels)
+    mask, backend = foreground_mask(fg, cfg.foreground)
+    name = safe_name(rec.image_id)
+    save_png(Path(out_dir) / "crops" / f"{name}.png", composite_grey(image, mask, cfg.grey))
+    label_rel = None
+    if crop_labels is not None:
+        label_rel = f"labels/{name}.png"
+        save_png(Path(out_dir) / label_rel, crop_labels.astype(np.uint8))
+    return {"path": f"crops/{name}.png", "mask_path": label_rel, "foreground": backend}
+
+
+__all__ = ["REJECT_REASONS", "Analysis", "analyse", "render", "safe_name"]

@@ -1,0 +1,134 @@
+"""The whole curation: analyse all inputs in parallel, balance, split, render, report.
+
+``curate(records, out_dir, cfg)`` writes into ``out_dir``::
+
+    crops/<safe id>.png     grey-composited square crops (cfg.size px)
+    labels/<safe id>.png    cropped label maps, for inputs that had them
+    manifest.parquet        kept crops (schema: curate/tables.py)
+    rejects.parquet         every other input with one reason
+
+and returns the metrics dict for ``metrics/curate.json`` (curate/metrics.py).
+The stage should pass a temporary directory from ``fairsplat.io.atomic_dir`` so
+a crash leaves the previous output intact.
+
+Parallelism: inputs are cut into shards of ``cfg.shard_size`` and mapped over
+``cfg.workers`` processes with ``imap`` (ordered), so outputs are in input order
+and identical for any worker count; dlib models load once per worker.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from fairsplat.curate.balance import Candidate, assign_splits, balance
+from fairsplat.curate.config import CurateConfig
+from fairsplat.curate.item import Analysis, analyse, render
+from fairsplat.curate.metrics import curate_metrics
+from fairsplat.curate.tables import MANIFEST_SCHEMA, REJECTS_SCHEMA, write_table
+from fairsplat.sources.manifest import Record
+
+
+@dataclass
+class CurateResult:
+    manifest: list[dict]  # rows written to manifest.parquet
+    rejects: list[dict]  # rows written to rejects.parquet
+    metrics: dict
+
+
+def _analyse_shard(args: tuple[CurateConfig, list[Record]]) -> list[Analysis]:
+    cfg, shard = args
+    return [analyse(r, cfg) for r in shard]
+
+
+def _render_shard(args: tuple[CurateConfig, str, list[tuple[Record, Analysis]]]) -> list[dict | str]:
+    cfg, out_dir, shard = args
+    out: list[dict | str] = []
+    for rec, a in shard:
+        try:
+            out.append(render(rec, a, cfg, out_dir))
+        except Exception as err:  # noqa: BLE001  (file changed or vanished since analysis)
+            out.append(f"{type(err).__name__}: {err}"[:300])
+    return out
+
+
+def map_shards(fn: Callable, items: Sequence, cfg: CurateConfig, *extra) -> list:
+    """``fn((cfg, *extra, shard))`` over shards, in order, on ``cfg.workers`` processes."""
+    shards = [list(items[i : i + cfg.shard_size]) for i in range(0, len(items), cfg.shard_size)]
+    tasks = [(cfg, *extra, s) for s in shards]
+    if cfg.workers == 1 or len(shards) <= 1:
+        results = [fn(t) for t in tasks]
+    else:
+        with mp.get_context().Pool(min(cfg.workers, len(shards))) as pool:
+            results = list(pool.imap(fn, tasks))
+    return [x for shard in results for x in shard]
+
+
+def analyse_all(records: Sequence[Record], cfg: CurateConfig) -> list[Analysis]:
+    return map_shards(_analyse_shard, records, cfg)
+
+
+def select(records: Sequence[Record], analyses: Sequence[Analysis], cfg: CurateConfig):
+    """Balance and split; marks unselected eligible items ``over_quota`` in place.
+
+    Returns (per-type stats, image_id -> split for the selected items).
+    """
+    cands = [Candidate(r.image_id, r.subject_id, a.fitzpatrick) for r, a in zip(records, analyses) if a.ok]
+    chosen, stats = balance(cands, cfg.per_type, cfg.seed, cfg.max_per_subject)
+    picked = [c for c in cands if c.image_id in chosen]
+    subject_split = assign_splits(picked, cfg.splits, cfg.seed)
+    for a in analyses:
+        if a.ok and a.image_id not in chosen:
+            a.reason, a.detail = "over_quota", f"type {a.fitzpatrick} already has {cfg.per_type}"
+    return stats, {c.image_id: subject_split[c.subject_id] for c in picked}
+
+
+def _manifest_row(r: Record, a: Analysis, split: str, written: dict, cfg: CurateConfig) -> dict:
+    return {
+        "image_id": r.image_id, "source": r.source, "subject_id": r.subject_id, "split": split,
+        "path": written["path"], "src_path": r.path, "frame_index": r.frame_index,
+        "label_race": r.label_race, "label_gender": r.label_gender, "label_age": r.label_age,
+        "fitzpatrick_gt": r.fitzpatrick_gt, "ita_gt": r.ita_gt, "mask_path": written["mask_path"],
+        "ita": a.ita, "lab": list(a.lab), "fitzpatrick": a.fitzpatrick, "ita_category": a.category,
+        "ita_scheme": cfg.scheme, "monk": a.monk, "skin_mask": a.skin_mask, "n_skin_pixels": a.n_skin,
+        "foreground": written["foreground"], "n_faces": a.n_faces, "face_score": a.face_score,
+        "src_width": a.src_size[0], "src_height": a.src_size[1], "crop_mode": cfg.crop_mode,
+        "crop_size": cfg.size, "crop_box": a.box, "crop_matrix": a.matrix, "landmarks": a.landmarks,
+    }  # fmt: skip
+
+
+def _reject_row(r: Record, a: Analysis) -> dict:
+    return {
+        "image_id": r.image_id, "source": r.source, "subject_id": r.subject_id, "path": r.path,
+        "reason": a.reason, "detail": a.detail, "n_faces": a.n_faces, "ita": a.ita, "fitzpatrick": a.fitzpatrick,
+    }  # fmt: skip
+
+
+def curate(records: Sequence[Record], out_dir: str | Path, cfg: CurateConfig | None = None) -> CurateResult:
+    """Run curation end to end (see module doc); returns rows and metrics."""
+    cfg = cfg or CurateConfig()
+    records = list(records)
+    ids = [r.image_id for r in records]
+    if len(set(ids)) != len(ids):
+        raise ValueError("duplicate image_id in the input records")
+    out_dir = Path(out_dir)
+    analyses = analyse_all(records, cfg)
+    eligible = sum(a.ok for a in analyses)
+    stats, split_of = select(records, analyses, cfg)
+    todo = [(r, a) for r, a in zip(records, analyses) if a.ok]
+    written = map_shards(_render_shard, todo, cfg, str(out_dir))
+    manifest = []
+    for (r, a), w in zip(todo, written):
+        if isinstance(w, str):  # render failed: becomes a reject
+            stats[a.fitzpatrick]["selected"] -= 1
+            a.reason, a.detail = "error", f"render: {w}"
+            split_of.pop(r.image_id, None)
+            continue
+        manifest.append(_manifest_row(r, a, split_of[r.image_id], w, cfg))
+    rejects = [_reject_row(r, a) for r, a in zip(records, analyses) if not a.ok]
+    write_table(manifest, MANIFEST_SCHEMA, out_dir / "manifest.parquet")
+    write_table(rejects, REJECTS_SCHEMA, out_dir / "rejects.parquet")
+    metrics = curate_metrics(records, analyses, eligible, stats, split_of, list(cfg.splits))
+    return CurateResult(manifest, rejects, metrics)

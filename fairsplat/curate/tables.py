@@ -1,0 +1,88 @@
+"""The curate stage's two Parquet tables: the curated manifest and the rejects.
+
+Every input lands in exactly one of them (``accepted + rejected == total``).
+
+``manifest.parquet`` — one row per kept crop, in input order:
+
+================ ==================== ============================================
+column           type                 meaning
+================ ==================== ============================================
+image_id         string               from the ingest manifest
+source           string
+subject_id       string
+split            string               train / val / test (subject-disjoint)
+path             string               crop PNG, relative to the curate output dir
+src_path         string               the original image
+frame_index      int32?               video frame, null for photos
+label_race       string?              dataset labels, verbatim (race is not skin tone)
+label_gender     string?
+label_age        string?
+fitzpatrick_gt   string?              ground truth when the source has it
+ita_gt           float64?
+mask_path        string?              cropped label map PNG (relative), if labels existed
+ita              float64              ITA° of the skin (faces/ita.py)
+lab              list<float64>[3]     median skin L*, a*, b*
+fitzpatrick      string               "I".."VI" under ``ita_scheme``
+ita_category     string               the scheme's own class name ("tan", ...)
+ita_scheme       string               key of faces/skin_types.py SCHEMES
+monk             int8                 Monk Skin Tone 1..10 (nearest swatch, CIEDE2000)
+skin_mask        string               "labels" or "landmarks"
+n_skin_pixels    int32                pixels the ITA used
+foreground       string               foreground backend used for compositing
+n_faces          int32                faces detected (the largest was kept)
+face_score       float64              HOG confidence of the kept face
+src_width        int32                original size after EXIF rotation
+src_height       int32
+crop_mode        string               "centre" or "aligned"
+crop_size        int32                crop side (px)
+crop_box         list<float64>[4]     x0, y0, x1, y1: source-pixel bbox of the crop square
+crop_matrix      list<float64>[6]     2x3 row-major source -> crop (pixel centres at integers)
+landmarks        list<list<float32>[2]>[68]  iBUG-68 (x, y) in crop pixels
+================ ==================== ============================================
+
+``rejects.parquet`` — one row per input not kept: ``image_id, source,
+subject_id, path, reason`` (one of ``item.REJECT_REASONS``), ``detail``
+(human-readable), ``n_faces`` (int32?), ``ita`` (float64?, set for
+``over_quota`` and ``low_chroma``), ``fitzpatrick`` (string?).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from fairsplat.io.atomic import atomic_path
+
+F64, I32, S = pa.float64(), pa.int32(), pa.string()
+
+MANIFEST_SCHEMA = pa.schema(
+    [
+        ("image_id", S), ("source", S), ("subject_id", S), ("split", S), ("path", S), ("src_path", S),
+        ("frame_index", I32), ("label_race", S), ("label_gender", S), ("label_age", S),
+        ("fitzpatrick_gt", S), ("ita_gt", F64), ("mask_path", S),
+        ("ita", F64), ("lab", pa.list_(F64, 3)), ("fitzpatrick", S), ("ita_category", S), ("ita_scheme", S),
+        ("monk", pa.int8()), ("skin_mask", S), ("n_skin_pixels", I32), ("foreground", S),
+        ("n_faces", I32), ("face_score", F64), ("src_width", I32), ("src_height", I32),
+        ("crop_mode", S), ("crop_size", I32), ("crop_box", pa.list_(F64, 4)), ("crop_matrix", pa.list_(F64, 6)),
+        ("landmarks", pa.list_(pa.list_(pa.float32(), 2), 68)),
+    ]
+)  # fmt: skip
+
+REJECTS_SCHEMA = pa.schema(
+    [
+        ("image_id", S), ("source", S), ("subject_id", S), ("path", S), ("reason", S), ("detail", S),
+        ("n_faces", I32), ("ita", F64), ("fitzpatrick", S),
+    ]
+)  # fmt: skip
+
+
+def write_table(rows: list[dict], schema: pa.Schema, path: str | Path) -> None:
+    """Rows (dicts keyed by column) -> Parquet, atomically; schema-checked by pyarrow."""
+    extra = set().union(*(r.keys() for r in rows)) - set(schema.names) if rows else set()
+    if extra:
+        raise ValueError(f"{path}: columns {sorted(extra)} are not in the schema")
+    table = pa.Table.from_pylist(rows, schema=schema)
+    with atomic_path(path, suffix=".parquet") as tmp:
+        pq.write_table(table, tmp)

@@ -1,0 +1,125 @@
+"""Foreground (head) masks for compositing crops on grey: a registry of backends.
+
+No pretrained matting or face-parsing model can be downloaded here, so real
+photos get a *geometric* mask unless the data carries its own:
+
+``ground_truth``  the photo's alpha channel (RGBA PNGs; SynthHeads renders).
+                  Exact by definition.
+``labels``        non-background classes of a CelebAMask-HQ label map
+                  (CelebAMask-HQ annotations, SynthHeads parsing maps). As good
+                  as the annotation; cloth is kept (it is in frame for avatars).
+``ellipse``       the offline default for photos: a head ellipse fitted to the
+                  68 landmarks (chin to an estimated skull top, jaw width plus
+                  ears/hair allowance) united with a neck column below the jaw,
+                  feathered. It knows nothing about hair volume, hats or
+                  shoulders. QUALITY: **unmeasured on real photos** — no
+                  ground-truth alpha for real photos exists in this project's
+                  test material. :func:`mask_iou` is the hook to measure it on
+                  SynthHeads (ground-truth alpha) once that dataset exists;
+                  expect it to clip big hair and to keep some background
+                  beside the neck.
+``none``          everything is foreground (keeps the photo background; for
+                  inputs already on a clean background).
+
+``auto`` (see :func:`foreground_mask`) picks ``ground_truth``, then ``labels``,
+then ``ellipse``, whichever has its input. Backends return float32 [S, S] in
+[0, 1]; padding outside the photo is always background.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFilter
+
+from fairsplat.labels import IBUG68_GROUPS, LABEL
+
+
+@dataclass(frozen=True)
+class FgInput:
+    image: np.ndarray  # uint8 [S, S, 3] crop
+    landmarks: np.ndarray | None  # [68, 2] crop pixels
+    valid: np.ndarray  # bool [S, S]
+    alpha: np.ndarray | None = None  # uint8 [S, S] cropped alpha
+    labels: np.ndarray | None = None  # int [S, S] cropped CelebAMask-HQ labels
+
+
+def _ground_truth(x: FgInput) -> np.ndarray | None:
+    return None if x.alpha is None else x.alpha.astype(np.float32) / 255.0
+
+
+def _labels(x: FgInput) -> np.ndarray | None:
+    return None if x.labels is None else (x.labels != LABEL["background"]).astype(np.float32)
+
+
+def _head_frame(lm: np.ndarray) -> tuple[np.ndarray, np.ndarray, float, float]:
+    """Face axes from landmarks: (chin point, image-up unit vector, jaw width, brow-to-chin)."""
+    a, b = IBUG68_GROUPS["r_eye"]
+    c, d = IBUG68_GROUPS["l_eye"]
+    across = lm[c:d].mean(0) - lm[a:b].mean(0)
+    up = np.array([across[1], -across[0]]) / (np.linalg.norm(across) + 1e-9)
+    if up[1] > 0:
+        up = -up
+    chin = lm[8]
+    brows = lm[IBUG68_GROUPS["r_brow"][0] : IBUG68_GROUPS["l_brow"][1]].mean(0)
+    jaw_w = float(np.linalg.norm(lm[16] - lm[0]))
+    return chin, up, jaw_w, float(np.dot(brows - chin, up))
+
+
+def _ellipse(x: FgInput, feather: float = 0.015) -> np.ndarray | None:
+    if x.landmarks is None:
+        return None
+    s = x.image.shape[0]
+    chin, up, jaw_w, face_h = _head_frame(x.landmarks)
+    # skull top ~0.7 x (brow-to-chin) above the brows (hairline + scalp), plus a
+    # little for hair; the ellipse spans chin..top.
+    half_h = 0.5 * face_h * 1.8
+    centre = chin + up * half_h
+    half_w = 0.5 * jaw_w * 1.25  # ears and side hair
+    t = np.linspace(0.0, 2 * np.pi, 72, endpoint=False)[:, None]
+    right = np.array([-up[1], up[0]])
+    head = centre + np.cos(t) * right * half_w + np.sin(t) * up * half_h  # [72, 2]
+    # neck column: from mid-face down past the bottom of the crop
+    side = right * 0.32 * jaw_w
+    top, bottom = chin + up * 0.3 * face_h, chin - up * 4.0 * face_h
+    neck = np.stack([top - side, top + side, bottom + side * 1.3, bottom - side * 1.3])
+    canvas = Image.new("L", (s, s), 0)
+    draw = ImageDraw.Draw(canvas)
+    for poly in (head, neck):
+        draw.polygon([(float(px), float(py)) for px, py in poly], fill=255)
+    soft = canvas.filter(ImageFilter.GaussianBlur(radius=max(feather * s, 0.5)))
+    return np.asarray(soft, np.float32) / 255.0
+
+
+def _none(x: FgInput) -> np.ndarray:
+    return np.ones(x.valid.shape, np.float32)
+
+
+FOREGROUND: dict[str, Callable[[FgInput], np.ndarray | None]] = {
+    "ground_truth": _ground_truth,
+    "labels": _labels,
+    "ellipse": _ellipse,
+    "none": _none,
+}
+AUTO_ORDER: tuple[str, ...] = ("ground_truth", "labels", "ellipse")
+
+
+def foreground_mask(x: FgInput, backend: str = "auto") -> tuple[np.ndarray, str]:  # float32 [S, S], name used
+    """The mask from ``backend`` (or the first usable one for ``"auto"``), zero on padding."""
+    names = AUTO_ORDER if backend == "auto" else (backend,)
+    for name in names:
+        if name not in FOREGROUND:
+            raise ValueError(f"unknown foreground backend {name!r} (known: auto, {', '.join(FOREGROUND)})")
+        mask = FOREGROUND[name](x)
+        if mask is not None:
+            return mask * x.valid, name
+    raise ValueError(f"foreground backend {backend!r} has no input for this item (needs alpha/labels/landmarks)")
+
+
+def mask_iou(pred: np.ndarray, gt: np.ndarray, threshold: float = 0.5) -> float:
+    """IoU of two soft masks binarised at ``threshold``; 1.0 when both are empty."""
+    p, g = pred >= threshold, gt >= threshold
+    union = np.logical_or(p, g).sum()
+    return 1.0 if union == 0 else float(np.logical_and(p, g).sum() / union)
