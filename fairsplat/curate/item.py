@@ -1,9 +1,15 @@
-"""Curation of ONE input: analyse (load, check, detect, crop, ITA) and render (write).
+"""Curation of ONE input: analyse (load, check, landmarks, crop, ITA) and render (write).
 
 Why two steps: balancing needs every input's ITA before it can choose which
 crops to keep, and writing 512 px crops for all of FairFace's 108K photos to
 keep 3,000 would be wasteful. :func:`analyse` returns small metadata only (the
 crop is recomputed from its stored matrix by :func:`render`, bit-identically).
+
+Landmarks: the record's ground truth when it has some (SynthHeads) and
+``landmarks="auto"``, else dlib (largest face kept; the others' boxes are
+recorded). Foreground: see faces/foreground.py; where a ground-truth alpha
+exists, :func:`render` also scores the photo backend (landmark ellipse)
+against it, so the mask used on photos has a measured quality.
 
 Every input ends in exactly one state: accepted (an :class:`Analysis` with
 ``reason=None``) or rejected with one reason from :data:`REJECT_REASONS`.
@@ -21,13 +27,13 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from fairsplat.curate.config import CurateConfig
 from fairsplat.faces.crop import Crop, composite_grey, crop_face, warp
 from fairsplat.faces.detect import detect_faces
-from fairsplat.faces.foreground import FgInput, foreground_mask
+from fairsplat.faces.foreground import FOREGROUND, FgInput, foreground_mask, mask_iou
 from fairsplat.faces.imageio import BadImage, load_rgb, save_png
 from fairsplat.faces.ita import face_ita
 from fairsplat.faces.skin_types import classify, monk
+from fairsplat.sections.curate import CurateParams
 from fairsplat.sources.manifest import Record
 
 REJECT_REASONS: tuple[str, ...] = (
@@ -53,7 +59,9 @@ class Analysis:
     image_id: str
     reason: str | None = None
     detail: str = ""
-    n_faces: int | None = None
+    n_faces: int | None = None  # faces found by dlib (1 for ground-truth landmarks)
+    other_boxes: list[list[float]] = field(default_factory=list)  # [K][4] the other faces' boxes, source px
+    landmark_source: str | None = None  # "ground_truth" or "dlib"
     src_size: tuple[int, int] | None = None  # (width, height) after EXIF rotation
     face_score: float | None = None
     matrix: list[float] = field(default_factory=list)  # [6] source -> crop, row-major 2x3
@@ -93,11 +101,11 @@ def _labels(mask_path: str | None, shape: tuple[int, int]) -> np.ndarray | None:
         return None
 
 
-def _crop(img: np.ndarray, landmarks: np.ndarray, cfg: CurateConfig) -> Crop:
+def _crop(img: np.ndarray, landmarks: np.ndarray, cfg: CurateParams) -> Crop:
     return crop_face(img, landmarks, cfg.size, mode=cfg.crop_mode, margin=cfg.margin, grey=cfg.grey)
 
 
-def _measure(a: Analysis, rec: Record, img: np.ndarray, crop: Crop, cfg: CurateConfig) -> None:
+def _measure(a: Analysis, rec: Record, img: np.ndarray, crop: Crop, cfg: CurateParams) -> None:
     labels = _labels(rec.mask_path, img.shape[:2])
     crop_labels = None if labels is None else warp(labels, crop.matrix, cfg.size, nearest=True, fill=0)
     res, source = face_ita(
@@ -117,7 +125,22 @@ def _measure(a: Analysis, rec: Record, img: np.ndarray, crop: Crop, cfg: CurateC
     a.fitzpatrick, a.category, a.monk = cat.fitzpatrick, cat.name, monk(a.lab)
 
 
-def _analyse(rec: Record, cfg: CurateConfig) -> Analysis:
+def _landmarks(a: Analysis, rec: Record, img: np.ndarray, cfg: CurateParams) -> np.ndarray | None:  # [68, 2]
+    """Ground truth when allowed and present, else the largest dlib face (None: no face)."""
+    if cfg.landmarks == "auto" and rec.landmarks is not None:
+        a.n_faces, a.landmark_source = 1, "ground_truth"
+        return np.asarray(rec.landmarks, np.float64)
+    faces = detect_faces(img, upsample=cfg.upsample, detect_max_side=cfg.detect_max_side, fallback=cfg.detect_fallback)
+    a.n_faces, a.landmark_source = len(faces), "dlib"
+    if not faces:
+        a.reason = "no_face"
+        return None
+    a.face_score = faces[0].score
+    a.other_boxes = [f.box.tolist() for f in faces[1:]]
+    return faces[0].landmarks
+
+
+def _analyse(rec: Record, cfg: CurateParams) -> Analysis:
     a = Analysis(rec.image_id)
     try:
         img, info = load_rgb(rec.path, min_side=cfg.min_side, max_pixels=cfg.max_pixels, allow_greyscale=False)
@@ -125,18 +148,14 @@ def _analyse(rec: Record, cfg: CurateConfig) -> Analysis:
         a.reason, a.detail = err.reason, err.detail[:200]
         return a
     a.src_size = (info.width, info.height)
-    faces = detect_faces(img, upsample=cfg.upsample, detect_max_side=cfg.detect_max_side, fallback=cfg.detect_fallback)
-    a.n_faces = len(faces)
-    if not faces:
-        a.reason = "no_face"
+    lm = _landmarks(a, rec, img, cfg)
+    if lm is None:
         return a
-    face = faces[0]
-    a.face_score = face.score
-    span = float(np.max(face.landmarks.max(0) - face.landmarks.min(0)))
+    span = float(np.max(lm.max(0) - lm.min(0)))
     if span < cfg.min_face:
         a.reason, a.detail = "face_too_small", f"face {span:.0f} px < {cfg.min_face}"
         return a
-    crop = _crop(img, face.landmarks, cfg)
+    crop = _crop(img, lm, cfg)
     a.matrix = crop.matrix.ravel().tolist()
     a.box = crop.box.tolist()
     a.landmarks = crop.landmarks.tolist()
@@ -144,7 +163,7 @@ def _analyse(rec: Record, cfg: CurateConfig) -> Analysis:
     return a
 
 
-def analyse(rec: Record, cfg: CurateConfig) -> Analysis:
+def analyse(rec: Record, cfg: CurateParams) -> Analysis:
     """Analyse one input; never raises (see module doc)."""
     try:
         return _analyse(rec, cfg)
@@ -152,26 +171,46 @@ def analyse(rec: Record, cfg: CurateConfig) -> Analysis:
         return Analysis(rec.image_id, reason="error", detail=f"{type(err).__name__}: {err}"[:300])
 
 
-def render(rec: Record, a: Analysis, cfg: CurateConfig, out_dir: str | Path) -> dict[str, str | None]:
-    """Write the grey-composited crop (and cropped label map); paths are relative to ``out_dir``."""
+def _alpha(rec: Record, info_alpha: np.ndarray | None, shape: tuple[int, int]) -> np.ndarray | None:  # uint8 [H, W]
+    """Ground-truth alpha: the record's alpha file, else the photo's own alpha channel."""
+    if rec.alpha_path:
+        with Image.open(rec.alpha_path) as im:
+            grey = im.convert("L")
+            if grey.size != (shape[1], shape[0]):
+                grey = grey.resize((shape[1], shape[0]), Image.BILINEAR)
+            return np.asarray(grey).copy()
+    return info_alpha
+
+
+def render(rec: Record, a: Analysis, cfg: CurateParams, out_dir: str | Path) -> dict:
+    """Write the grey-composited crop (and cropped label map); paths are relative to ``out_dir``.
+
+    Also returns ``fg_iou_ellipse``: IoU of the photo backend's mask with the
+    ground-truth alpha where one exists (else None), the measured quality of
+    the mask every photo without alpha gets.
+    """
     assert a.ok and a.matrix, a.image_id
     img, info = load_rgb(rec.path, min_side=1, max_pixels=cfg.max_pixels)
     matrix = np.asarray(a.matrix).reshape(2, 3)
     g = int(round(cfg.grey * 255))
-    image = warp(img, matrix, cfg.size, fill=(g, g, g))
-    valid = warp(np.full(img.shape[:2], 255, np.uint8), matrix, cfg.size, fill=0) >= 128
-    alpha = None if info.alpha is None else warp(info.alpha, matrix, cfg.size, fill=0)
+    image = warp(img, matrix, cfg.size, fill=(g, g, g))  # [S, S, 3]
+    valid = warp(np.full(img.shape[:2], 255, np.uint8), matrix, cfg.size, fill=0) >= 128  # [S, S]
+    alpha = _alpha(rec, info.alpha, img.shape[:2])
+    alpha = None if alpha is None else warp(alpha, matrix, cfg.size, fill=0)
     labels = _labels(rec.mask_path, img.shape[:2])
     crop_labels = None if labels is None else warp(labels, matrix, cfg.size, nearest=True, fill=0)
     fg = FgInput(image, np.asarray(a.landmarks), valid, alpha=alpha, labels=crop_labels)
     mask, backend = foreground_mask(fg, cfg.foreground)
+    iou = None
+    if alpha is not None:
+        iou = mask_iou(FOREGROUND["ellipse"](fg) * valid, alpha.astype(np.float32) / 255.0)
     name = safe_name(rec.image_id)
     save_png(Path(out_dir) / "crops" / f"{name}.png", composite_grey(image, mask, cfg.grey))
     label_rel = None
     if crop_labels is not None:
         label_rel = f"labels/{name}.png"
         save_png(Path(out_dir) / label_rel, crop_labels.astype(np.uint8))
-    return {"path": f"crops/{name}.png", "mask_path": label_rel, "foreground": backend}
+    return {"path": f"crops/{name}.png", "mask_path": label_rel, "foreground": backend, "fg_iou_ellipse": iou}
 
 
 __all__ = ["REJECT_REASONS", "Analysis", "analyse", "render", "safe_name"]

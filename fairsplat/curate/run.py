@@ -23,11 +23,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from tqdm import tqdm
+
 from fairsplat.curate.balance import Candidate, assign_splits, balance
-from fairsplat.curate.config import CurateConfig
 from fairsplat.curate.item import Analysis, analyse, render
 from fairsplat.curate.metrics import curate_metrics
 from fairsplat.curate.tables import MANIFEST_SCHEMA, REJECTS_SCHEMA, write_table
+from fairsplat.sections.curate import CurateParams
 from fairsplat.sources.manifest import Record
 
 
@@ -36,14 +38,15 @@ class CurateResult:
     manifest: list[dict]  # rows written to manifest.parquet
     rejects: list[dict]  # rows written to rejects.parquet
     metrics: dict
+    analyses: list[Analysis]  # one per input, final state
 
 
-def _analyse_shard(args: tuple[CurateConfig, list[Record]]) -> list[Analysis]:
+def _analyse_shard(args: tuple[CurateParams, list[Record]]) -> list[Analysis]:
     cfg, shard = args
     return [analyse(r, cfg) for r in shard]
 
 
-def _render_shard(args: tuple[CurateConfig, str, list[tuple[Record, Analysis]]]) -> list[dict | str]:
+def _render_shard(args: tuple[CurateParams, str, list[tuple[Record, Analysis]]]) -> list[dict | str]:
     cfg, out_dir, shard = args
     out: list[dict | str] = []
     for rec, a in shard:
@@ -54,23 +57,30 @@ def _render_shard(args: tuple[CurateConfig, str, list[tuple[Record, Analysis]]])
     return out
 
 
-def map_shards(fn: Callable, items: Sequence, cfg: CurateConfig, *extra) -> list:
+def map_shards(fn: Callable, items: Sequence, cfg: CurateParams, *extra, desc: str = "curate") -> list:
     """``fn((cfg, *extra, shard))`` over shards, in order, on ``cfg.workers`` processes."""
     shards = [list(items[i : i + cfg.shard_size]) for i in range(0, len(items), cfg.shard_size)]
     tasks = [(cfg, *extra, s) for s in shards]
-    if cfg.workers == 1 or len(shards) <= 1:
-        results = [fn(t) for t in tasks]
-    else:
-        with mp.get_context().Pool(min(cfg.workers, len(shards))) as pool:
-            results = list(pool.imap(fn, tasks))
-    return [x for shard in results for x in shard]
+    out: list = []
+    with tqdm(total=len(items), desc=desc, unit="img", mininterval=1.0) as bar:
+        if cfg.workers == 1 or len(shards) <= 1:
+            results = map(fn, tasks)
+            for r in results:
+                out += r
+                bar.update(len(r))
+        else:
+            with mp.get_context().Pool(min(cfg.workers, len(shards))) as pool:
+                for r in pool.imap(fn, tasks):
+                    out += r
+                    bar.update(len(r))
+    return out
 
 
-def analyse_all(records: Sequence[Record], cfg: CurateConfig) -> list[Analysis]:
-    return map_shards(_analyse_shard, records, cfg)
+def analyse_all(records: Sequence[Record], cfg: CurateParams) -> list[Analysis]:
+    return map_shards(_analyse_shard, records, cfg, desc="curate: analyse")
 
 
-def select(records: Sequence[Record], analyses: Sequence[Analysis], cfg: CurateConfig):
+def select(records: Sequence[Record], analyses: Sequence[Analysis], cfg: CurateParams):
     """Balance and split; marks unselected eligible items ``over_quota`` in place.
 
     Returns (per-type stats, image_id -> split for the selected items).
@@ -81,11 +91,11 @@ def select(records: Sequence[Record], analyses: Sequence[Analysis], cfg: CurateC
     subject_split = assign_splits(picked, cfg.splits, cfg.seed)
     for a in analyses:
         if a.ok and a.image_id not in chosen:
-            a.reason, a.detail = "over_quota", f"type {a.fitzpatrick} already has {cfg.per_type}"
+            a.reason, a.detail = "over_quota", f"type {a.fitzpatrick}: not among the {cfg.per_type} drawn (seed {cfg.seed})"
     return stats, {c.image_id: subject_split[c.subject_id] for c in picked}
 
 
-def _manifest_row(r: Record, a: Analysis, split: str, written: dict, cfg: CurateConfig) -> dict:
+def _manifest_row(r: Record, a: Analysis, split: str, written: dict, cfg: CurateParams) -> dict:
     return {
         "image_id": r.image_id, "source": r.source, "subject_id": r.subject_id, "split": split,
         "path": written["path"], "src_path": r.path, "frame_index": r.frame_index,
@@ -93,7 +103,8 @@ def _manifest_row(r: Record, a: Analysis, split: str, written: dict, cfg: Curate
         "fitzpatrick_gt": r.fitzpatrick_gt, "ita_gt": r.ita_gt, "mask_path": written["mask_path"],
         "ita": a.ita, "lab": list(a.lab), "fitzpatrick": a.fitzpatrick, "ita_category": a.category,
         "ita_scheme": cfg.scheme, "monk": a.monk, "skin_mask": a.skin_mask, "n_skin_pixels": a.n_skin,
-        "foreground": written["foreground"], "n_faces": a.n_faces, "face_score": a.face_score,
+        "foreground": written["foreground"], "fg_iou_ellipse": written["fg_iou_ellipse"],
+        "landmark_source": a.landmark_source, "n_faces": a.n_faces, "face_score": a.face_score, "other_boxes": a.other_boxes,
         "src_width": a.src_size[0], "src_height": a.src_size[1], "crop_mode": cfg.crop_mode,
         "crop_size": cfg.size, "crop_box": a.box, "crop_matrix": a.matrix, "landmarks": a.landmarks,
     }  # fmt: skip
@@ -106,9 +117,9 @@ def _reject_row(r: Record, a: Analysis) -> dict:
     }  # fmt: skip
 
 
-def curate(records: Sequence[Record], out_dir: str | Path, cfg: CurateConfig | None = None) -> CurateResult:
+def curate(records: Sequence[Record], out_dir: str | Path, cfg: CurateParams | None = None) -> CurateResult:
     """Run curation end to end (see module doc); returns rows and metrics."""
-    cfg = cfg or CurateConfig()
+    cfg = cfg or CurateParams()
     records = list(records)
     ids = [r.image_id for r in records]
     if len(set(ids)) != len(ids):
@@ -118,11 +129,13 @@ def curate(records: Sequence[Record], out_dir: str | Path, cfg: CurateConfig | N
     eligible = sum(a.ok for a in analyses)
     stats, split_of = select(records, analyses, cfg)
     todo = [(r, a) for r, a in zip(records, analyses) if a.ok]
-    written = map_shards(_render_shard, todo, cfg, str(out_dir))
+    written = map_shards(_render_shard, todo, cfg, str(out_dir), desc="curate: render")
     manifest = []
     for (r, a), w in zip(todo, written):
         if isinstance(w, str):  # render failed: becomes a reject
             stats[a.fitzpatrick]["selected"] -= 1
+            if cfg.per_type is not None:
+                stats[a.fitzpatrick]["shortfall"] = max(0, cfg.per_type - stats[a.fitzpatrick]["selected"])
             a.reason, a.detail = "error", f"render: {w}"
             split_of.pop(r.image_id, None)
             continue
@@ -130,5 +143,5 @@ def curate(records: Sequence[Record], out_dir: str | Path, cfg: CurateConfig | N
     rejects = [_reject_row(r, a) for r, a in zip(records, analyses) if not a.ok]
     write_table(manifest, MANIFEST_SCHEMA, out_dir / "manifest.parquet")
     write_table(rejects, REJECTS_SCHEMA, out_dir / "rejects.parquet")
-    metrics = curate_metrics(records, analyses, eligible, stats, split_of, list(cfg.splits))
-    return CurateResult(manifest, rejects, metrics)
+    metrics = curate_metrics(records, analyses, eligible, stats, split_of, list(cfg.splits), manifest)
+    return CurateResult(manifest, rejects, metrics, analyses)

@@ -29,8 +29,13 @@ monk             int8                 Monk Skin Tone 1..10 (nearest swatch, CIED
 skin_mask        string               "labels" or "landmarks"
 n_skin_pixels    int32                pixels the ITA used
 foreground       string               foreground backend used for compositing
-n_faces          int32                faces detected (the largest was kept)
-face_score       float64              HOG confidence of the kept face
+fg_iou_ellipse   float64?             IoU of the photo mask backend (landmark ellipse)
+                                      with the ground-truth alpha, where one exists
+landmark_source  string               "ground_truth" (SynthHeads) or "dlib"
+n_faces          int32                faces detected (the largest was kept; 1 for
+                                      ground-truth landmarks)
+face_score       float64?             HOG confidence of the kept face (null: ground truth)
+other_boxes      list<list<float64>[4]>  x0, y0, x1, y1 (source px) of the other faces
 src_width        int32                original size after EXIF rotation
 src_height       int32
 crop_mode        string               "centre" or "aligned"
@@ -64,7 +69,8 @@ MANIFEST_SCHEMA = pa.schema(
         ("fitzpatrick_gt", S), ("ita_gt", F64), ("mask_path", S),
         ("ita", F64), ("lab", pa.list_(F64, 3)), ("fitzpatrick", S), ("ita_category", S), ("ita_scheme", S),
         ("monk", pa.int8()), ("skin_mask", S), ("n_skin_pixels", I32), ("foreground", S),
-        ("n_faces", I32), ("face_score", F64), ("src_width", I32), ("src_height", I32),
+        ("fg_iou_ellipse", F64), ("landmark_source", S), ("n_faces", I32), ("face_score", F64),
+        ("other_boxes", pa.list_(pa.list_(F64, 4))), ("src_width", I32), ("src_height", I32),
         ("crop_mode", S), ("crop_size", I32), ("crop_box", pa.list_(F64, 4)), ("crop_matrix", pa.list_(F64, 6)),
         ("landmarks", pa.list_(pa.list_(pa.float32(), 2), 68)),
     ]

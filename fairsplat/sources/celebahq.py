@@ -101,7 +101,7 @@ def _index(path: Path) -> int | None:
 def iter_records(
     root: str | Path,
     *,
-    param: str = "ingest.celebahq-path",
+    param: str = "ingest.path",
     out_dir: str | Path | None = None,
 ) -> Iterator[Record]:
     root = require(root, param, LAYOUT, IMG_DIR)

@@ -13,7 +13,8 @@ included), decoded with PyAV and written as ``<out_dir>/celebvhq/<clip_id>/
 one person, and keeping them in one split is the conservative choice. Gender
 and age come from the ``Male`` / ``Young`` appearance attributes.
 Clips listed in the JSON but absent on disk (deleted YouTube videos are
-common) are skipped and appended to ``missing``; undecodable clips likewise.
+common) are appended to ``missing`` as ``(id, "clip_absent")``; undecodable
+clips as ``(id, "undecodable: ...")``.
 """
 
 from __future__ import annotations
@@ -92,10 +93,10 @@ def iter_records(
     root: str | Path,
     *,
     out_dir: str | Path,
-    param: str = "ingest.celebvhq-path",
+    param: str = "ingest.path",
     clips_dir: str | Path | None = None,
     n_frames: int = 4,
-    missing: list[str] | None = None,
+    missing: list[tuple[str, str]] | None = None,
 ) -> Iterator[Record]:
     root = require(root, param, LAYOUT, INFO)
     meta, clips = _load_info(root, param)
@@ -105,13 +106,13 @@ def iter_records(
         info = clips[clip_id]
         if clip_id not in files:
             if missing is not None:
-                missing.append(clip_id)
+                missing.append((f"{NAME}/{clip_id}", "clip_absent"))
             continue
         try:
             frames = list(sample_frames(files[clip_id], n_frames))
         except (av.error.FFmpegError, IndexError) as err:  # corrupt clip or no video stream
             if missing is not None:
-                missing.append(f"{clip_id} ({type(err).__name__})")
+                missing.append((f"{NAME}/{clip_id}", f"undecodable: {type(err).__name__}: {err}"[:200]))
             continue
         for i, rgb in frames:
             path = Path(out_dir) / NAME / clip_id / f"{i:06d}.png"

@@ -36,11 +36,11 @@ LAYOUT = """
 def iter_records(
     root: str | Path,
     *,
-    param: str = "ingest.fairface-path",
+    param: str = "ingest.path",
     splits: tuple[str, ...] = ("train", "val"),
-    missing: list[str] | None = None,
+    missing: list[tuple[str, str]] | None = None,
 ) -> Iterator[Record]:
-    """Rows of the label CSVs whose image exists; absent files go to ``missing``."""
+    """Rows of the label CSVs whose image exists; absent files go to ``missing`` as (id, "file_absent")."""
     root = require(root, param, LAYOUT, *[f"fairface_label_{s}.csv" for s in splits], *splits)
     for split in splits:
         with open(root / f"fairface_label_{split}.csv", newline="") as fh:
@@ -53,7 +53,7 @@ def iter_records(
                 path = root / rel
                 if not path.is_file():
                     if missing is not None:
-                        missing.append(rel)
+                        missing.append((f"{NAME}/{rel}", "file_absent"))
                     continue
                 yield Record(
                     image_id=f"{NAME}/{rel}",

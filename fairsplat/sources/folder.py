@@ -27,7 +27,7 @@ LAYOUT = """
   **/*.jpg|.jpeg|.png|.webp|.bmp|.tif|.tiff|.ppm|.pgm|.gif
   [labels.csv]     optional: <key column>, subject/label columns (see fairsplat/sources/folder.py)
 """
-_LABEL_COLUMNS = {"subject_id", "label_race", "label_gender", "label_age", "fitzpatrick_gt", "ita_gt", "mask_path"}
+_LABEL_COLUMNS = {"subject_id", "label_race", "label_gender", "label_age", "fitzpatrick_gt", "ita_gt", "mask_path", "alpha_path"}
 
 
 def list_images(root: Path) -> list[Path]:
@@ -46,13 +46,20 @@ def _read_labels(root: Path, labels_csv: str | Path, key: str, columns: dict[str
         raise DatasetMissing(param, root, LAYOUT, f"labels CSV {path} not found")
     bad = set(columns.values()) - _LABEL_COLUMNS
     if bad:
-        raise ValueError(f"folder labels: cannot map to {sorted(bad)} (allowed: {sorted(_LABEL_COLUMNS)})")
+        raise ValueError(f"ingest.labels-columns: cannot map to {sorted(bad)} (allowed: {sorted(_LABEL_COLUMNS)})")
     out = {}
     with open(path, newline="") as fh:
-        for row in csv.DictReader(fh):
+        reader = csv.DictReader(fh)
+        absent = sorted(({key} | set(columns)) - set(reader.fieldnames or ()))
+        if absent:
+            raise DatasetMissing(param, root, LAYOUT, f"labels CSV {path} lacks columns {absent}")
+        for row in reader:
             vals = {dst: (row.get(src) or None) for src, dst in columns.items()}
             if vals.get("ita_gt") is not None:
                 vals["ita_gt"] = float(vals["ita_gt"])
+            for k in ("mask_path", "alpha_path"):  # relative to the dataset root
+                if vals.get(k) and not Path(vals[k]).is_absolute():
+                    vals[k] = str(root / vals[k])
             out[Path(row[key]).as_posix()] = vals
     return out
 
@@ -60,7 +67,7 @@ def _read_labels(root: Path, labels_csv: str | Path, key: str, columns: dict[str
 def iter_records(
     root: str | Path,
     *,
-    param: str = "ingest.folder-path",
+    param: str = "ingest.path",
     labels_csv: str | Path | None = None,
     key: str = "path",
     columns: dict[str, str] | None = None,

@@ -22,6 +22,11 @@ fitzpatrick_gt  string?   ground-truth Fitzpatrick "I".."VI" (synthetic data)
 ita_gt          float64?  ground-truth ITA° of the skin albedo (synthetic data)
 mask_path       string?   CelebAMask-HQ-id label map PNG (uint8 [H, W]); may be
                           lower resolution than the image (nearest-resized)
+alpha_path      string?   ground-truth foreground alpha PNG (uint8 [H, W], same
+                          size as the image; SynthHeads)
+landmarks       list?     ground-truth iBUG-68 landmarks, [68][2] (x, y) image
+                          pixels, pixel centres at integers (SynthHeads); null =
+                          detect them
 =============== ========= ==================================================
 
 ``?`` = nullable. Adapters yield :class:`Record`; :func:`write_manifest` checks
@@ -54,6 +59,9 @@ SCHEMA = pa.schema(
         pa.field("fitzpatrick_gt", pa.string()),
         pa.field("ita_gt", pa.float64()),
         pa.field("mask_path", pa.string()),
+        pa.field("alpha_path", pa.string()),
+        pa.field("landmarks", pa.list_(pa.list_(pa.float32(), 2))),  # 68 rows (checked); an outer
+        # fixed_size_list with nulls does not read back in pyarrow 22
     ]
 )
 
@@ -71,10 +79,14 @@ class Record:
     fitzpatrick_gt: str | None = None
     ita_gt: float | None = None
     mask_path: str | None = None
+    alpha_path: str | None = None
+    landmarks: list[list[float]] | None = None  # [68][2]
 
     def __post_init__(self):
         if self.fitzpatrick_gt is not None and self.fitzpatrick_gt not in FITZPATRICK:
             raise ValueError(f"{self.image_id}: fitzpatrick_gt={self.fitzpatrick_gt!r} not in {FITZPATRICK}")
+        if self.landmarks is not None and (len(self.landmarks) != 68 or any(len(p) != 2 for p in self.landmarks)):
+            raise ValueError(f"{self.image_id}: landmarks must be [68][2], got {len(self.landmarks)} points")
 
 
 assert [f.name for f in fields(Record)] == SCHEMA.names  # one schema, two spellings

@@ -1,0 +1,81 @@
+"""Curation plots (DVC plots, written into the stage's plots directory).
+
+* ``ita_histogram.csv``: ITA in 5° bins, columns ``ita`` (bin centre),
+  ``eligible`` (every input whose ITA was measured and classified, before
+  balancing) and ``selected`` (the kept crops). dvc.yaml renders it as a bar
+  chart; the two columns together show what balancing did to the tone
+  distribution.
+* ``samples_<T>.png``: per Fitzpatrick type, a grid of kept crops (hash-ranked,
+  so the same crops for the same seed), each captioned with its ITA and Monk
+  index. Empty types get a one-line "no crops" image rather than no file, so
+  the plot set is the same for every run.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFont
+
+from fairsplat.curate.balance import rank_key
+from fairsplat.io.atomic import atomic_path
+from fairsplat.labels import FITZPATRICK
+
+BIN_DEG = 5.0
+
+
+def ita_histogram(eligible: Sequence[float], selected: Sequence[float], bin_deg: float = BIN_DEG) -> list[dict]:
+    """Rows ``{ita, eligible, selected}`` over [-90, 90] in ``bin_deg`` bins."""
+    edges = np.arange(-90.0, 90.0 + bin_deg / 2, bin_deg)  # [B + 1]
+    e, _ = np.histogram(np.asarray(eligible, np.float64), edges)
+    s, _ = np.histogram(np.asarray(selected, np.float64), edges)
+    centres = (edges[:-1] + edges[1:]) / 2
+    return [{"ita": float(c), "eligible": int(a), "selected": int(b)} for c, a, b in zip(centres, e, s)]
+
+
+def write_histogram(rows: list[dict], path: Path) -> None:
+    with atomic_path(path, suffix=".csv") as tmp, open(tmp, "w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=["ita", "eligible", "selected"])
+        w.writeheader()
+        w.writerows(rows)
+
+
+def _tile(crop: np.ndarray, caption: str, side: int) -> Image.Image:
+    """The crop resized to ``side`` with a caption strip under it."""
+    strip = 14
+    tile = Image.new("RGB", (side, side + strip), (255, 255, 255))
+    tile.paste(Image.fromarray(crop).resize((side, side), Image.BILINEAR), (0, 0))
+    ImageDraw.Draw(tile).text((3, side + 1), caption, fill=(0, 0, 0), font=ImageFont.load_default())
+    return tile
+
+
+def sample_grid(rows: Sequence[dict], crops_root: Path, n: int, side: int = 128, cols: int = 4) -> Image.Image:
+    """Grid of up to ``n`` crops (manifest rows of one type)."""
+    if not rows:
+        img = Image.new("RGB", (side * 2, 20), (255, 255, 255))
+        ImageDraw.Draw(img).text((3, 4), "no crops of this type", fill=(0, 0, 0), font=ImageFont.load_default())
+        return img
+    tiles = []
+    for r in rows[:n]:
+        crop = np.asarray(Image.open(crops_root / r["path"]).convert("RGB"))
+        tiles.append(_tile(crop, f"ITA {r['ita']:.1f}  MST {r['monk']}", side))
+    cols = min(cols, len(tiles))
+    w, h = tiles[0].size
+    grid = Image.new("RGB", (cols * w, -(-len(tiles) // cols) * h), (255, 255, 255))
+    for k, t in enumerate(tiles):
+        grid.paste(t, ((k % cols) * w, (k // cols) * h))
+    return grid
+
+
+def write_plots(manifest: Sequence[dict], eligible_ita: Sequence[float], crops_root: Path, out: Path, n: int, seed: int) -> None:
+    """Histogram CSV and one sample grid per type into ``out``."""
+    out.mkdir(parents=True, exist_ok=True)
+    write_histogram(ita_histogram(eligible_ita, [r["ita"] for r in manifest]), out / "ita_histogram.csv")
+    for t in FITZPATRICK:
+        rows = sorted((r for r in manifest if r["fitzpatrick"] == t), key=lambda r: rank_key(seed, r["image_id"]))
+        grid = sample_grid(rows, crops_root, n)
+        with atomic_path(out / f"samples_{t}.png") as tmp:
+            grid.save(tmp, format="PNG")

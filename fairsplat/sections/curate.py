@@ -1,0 +1,131 @@
+"""Params of stage ``curate``: crops, skin tone, balancing and splits.
+
+Defaults are the small CPU run on SynthHeads (384 renders at 128 px, 64 per
+type). Real-run values of seed 000 are given per key ("real: ...") and
+collected in the README's curation section: size 512, per-type 500,
+min-face 128, splits 0.8/0.1/0.1.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, field_validator
+
+from fairsplat.config import Section, register
+from fairsplat.faces.skin_types import SCHEMES
+
+
+@register("curate")
+class CurateParams(Section):
+    size: int = Field(128, ge=16, le=4096)
+    """Crop side, px. 128 matches the default SynthHeads renders (upscaling them adds
+    nothing); real: 512, as seed 000."""
+
+    crop_mode: Literal["centre", "aligned"] = "centre"
+    """centre: seed 000's square around the face, head tilt kept; aligned: a
+    similarity transform putting eyes and mouth on fixed positions."""
+
+    margin: float | None = Field(None, gt=0.5, le=8.0)
+    """Crop side over face size; null = the mode's default (centre 2.0: forehead,
+    hair and neck fit; aligned 1.0: FFHQ-like framing)."""
+
+    grey: float = Field(0.5, ge=0.0, le=1.0)
+    """Background level; seed 000 composited on mid-grey 0.5 to limit the luminance
+    halo that light or dark backgrounds leave around hair, worst on dark skin."""
+
+    foreground: Literal["auto", "ground_truth", "labels", "ellipse", "none"] = "auto"
+    """Foreground-mask backend (faces/foreground.py). auto = ground-truth alpha, else
+    a label map, else the landmark ellipse (the only offline option for photos)."""
+
+    landmarks: Literal["auto", "detect"] = "auto"
+    """auto: ground-truth landmarks when the source has them (SynthHeads), dlib
+    otherwise; detect: always dlib (to exercise the photo path on SynthHeads)."""
+
+    min_side: int = Field(64, ge=1)
+    """Photos with a shorter side below this are rejected too_small: no usable face fits."""
+
+    max_pixels: int = Field(64_000_000, ge=1)
+    """Larger photos are rejected too_large from the header, before decoding (bomb
+    guard); 64 MP is above any camera photo and far below what exhausts RAM."""
+
+    min_face: float = Field(32.0, ge=1.0)
+    """Faces whose landmark box side is below this many source px are rejected
+    face_too_small (a crop of them is mostly interpolation). 32 keeps the 128 px
+    SynthHeads views; real: 128 for 512 px crops."""
+
+    detect_max_side: int = Field(320, ge=64)
+    """HOG runs on a copy no larger than this: ~14 ms at 320 px vs ~33 ms at 512,
+    and faces in portraits are far above HOG's ~80 px minimum at that size."""
+
+    upsample: int = Field(0, ge=0, le=3)
+    """HOG upsampling levels (each ~4x slower, halves the smallest findable face)."""
+
+    detect_fallback: float | None = -0.3
+    """Detector threshold of the retries when the first pass finds nothing
+    (faces/detect.py); null = one pass only. -0.3 recovers tight face chips."""
+
+    ita_stat: Literal["median_lab", "median_pixel"] = "median_lab"
+    """ITA of the median L*, b* of the skin (robust, no pole at b* = 0; faces/ita.py)."""
+
+    ita_trim: list[float] = [5.0, 95.0]
+    """L* percentiles kept inside the skin mask: drops residual shine and shadow."""
+
+    min_skin_pixels: int = Field(100, ge=10)
+    """Fewer usable skin pixels: rejected no_skin (occluded or off-frame face).
+    100 suits 128 px crops; real (512 px): 400."""
+
+    min_skin_chroma: float = Field(3.0, ge=0.0)
+    """Median skin chroma C*ab below this: rejected low_chroma (sepia, toned or
+    colour-stripped photo). The darkest MST swatch has C* 3.8."""
+
+    scheme: str = "chardon_delbino_6"
+    """ITA -> Fitzpatrick scheme (faces/skin_types.py SCHEMES). Chardon / Del Bino,
+    the common one-to-one reading; the others are published variants."""
+
+    per_type: int | None = Field(48, ge=1)
+    """Crops kept per Fitzpatrick type. 48 = 3/4 of the 64 default SynthHeads renders
+    per type, so a few misclassified renders cannot cause a shortfall; real: 500
+    (seed 000: 3,000 = 6 x 500). null keeps every eligible image."""
+
+    max_per_subject: int | None = Field(None, ge=1)
+    """Cap on crops per subject (e.g. frames of one video); null = no cap."""
+
+    seed: int = Field(0, ge=0)
+    """Seed of the balancing draw and of the subject-to-split assignment."""
+
+    splits: dict[str, float] = {"train": 0.5, "val": 0.25, "test": 0.25}
+    """Shares of the kept crops per split, subject-disjoint. 0.5/0.25/0.25 gives each
+    split whole identities of every type with SynthHeads' 4 per type; real: 0.8/0.1/0.1."""
+
+    samples_per_type: int = Field(8, ge=1, le=64)
+    """Crops per type in the sample grid plot."""
+
+    workers: int = Field(2, ge=1)
+    """Worker processes for analysis and rendering (1 = in-process); 2 = this machine's cores."""
+
+    shard_size: int = Field(32, ge=1)
+    """Inputs per worker task; output never depends on it (ordered map)."""
+
+    @field_validator("scheme")
+    @classmethod
+    def _scheme(cls, v: str) -> str:
+        if v not in SCHEMES:
+            raise ValueError(f"unknown scheme; choose from {', '.join(SCHEMES)}")
+        if any(c.fitzpatrick is None for c in SCHEMES[v].categories):
+            raise ValueError(f"scheme {v} has no Fitzpatrick reading; balancing needs one")
+        return v
+
+    @field_validator("ita_trim")
+    @classmethod
+    def _trim(cls, v: list[float]) -> list[float]:
+        if len(v) != 2 or not 0.0 <= v[0] < v[1] <= 100.0:
+            raise ValueError("expected [low, high] percentiles with 0 <= low < high <= 100")
+        return v
+
+    @field_validator("splits")
+    @classmethod
+    def _splits(cls, v: dict[str, float]) -> dict[str, float]:
+        if not v or any(f < 0 for f in v.values()) or abs(sum(v.values()) - 1.0) > 1e-6:
+            raise ValueError("split shares must be >= 0 and sum to 1")
+        return v
