@@ -301,9 +301,10 @@ def composite_numba(
         raise RuntimeError("composite_numba: CPU tensors only; the pure-torch compositor runs on GPU")
     C, N = opacities.shape
     f32 = [t.float().reshape(C * N, t.shape[-1]) for t in (means2d, conics, features)]
-    return _NumbaComposite.apply(
+    out, alpha = _NumbaComposite.apply(
         f32[0], f32[1], opacities.float().reshape(C * N), f32[2], radii.reshape(C * N, 2), bins, (C, height, width)
     )
+    return out.to(features.dtype), alpha.to(features.dtype)  # kernels run in float32 (as gsplat's)
 
 
 def set_threads(n: int) -> None:

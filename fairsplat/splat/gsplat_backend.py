@@ -45,41 +45,30 @@ def render_gsplat(
     quats: Tensor,  # [N, 4]
     scales: Tensor,  # [N, 3]
     opacities: Tensor,  # [N]
-    colors: Tensor,  # [N, D] or [C, N, D]
+    colors: Tensor,  # [N, D] or [C, N, D]; with sh_degree: [N, K, 3] or [C, N, K, 3]
     viewmats: Tensor,  # [C, 4, 4]
     Ks: Tensor,  # [C, 3, 3]
     width: int,
     height: int,
+    *,
     near_plane: float = 0.01,
     far_plane: float = 1e10,
+    radius_clip: float = 0.0,
     eps2d: float = 0.3,
+    sh_degree: int | None = None,
     tile_size: int = 16,
-    render_mode: str = "RGB",
     backgrounds: Tensor | None = None,  # [C, D]
+    render_mode: str = "RGB",
+    rasterize_mode: str = "classic",
+    channel_chunk: int = 32,
 ) -> tuple[Tensor, Tensor, dict]:  # [C, H, W, D(+1)], [C, H, W, 1], meta
-    """Call ``gsplat.rendering.rasterization`` with the settings our torch backend mirrors."""
+    """Call ``gsplat.rendering.rasterization`` unpacked, pinhole, with the options our torch backend mirrors."""
     gs_rasterization = _import_gsplat()
     if not means.is_cuda:
-        raise GsplatUnavailable("backend='gsplat': tensors must be on a CUDA device (means is on %s)" % means.device)
+        raise GsplatUnavailable(f"backend='gsplat': tensors must be on a CUDA device (means is on {means.device})")
     return gs_rasterization(
-        means,
-        quats,
-        scales,
-        opacities,
-        colors,
-        viewmats,
-        Ks,
-        width,
-        height,
-        near_plane=near_plane,
-        far_plane=far_plane,
-        radius_clip=0.0,
-        eps2d=eps2d,
-        sh_degree=None,
-        packed=False,
-        tile_size=tile_size,
-        backgrounds=backgrounds,
-        render_mode=render_mode,
-        rasterize_mode="classic",
-        camera_model="pinhole",
-    )
+        means, quats, scales, opacities, colors, viewmats, Ks, width, height,
+        near_plane=near_plane, far_plane=far_plane, radius_clip=radius_clip, eps2d=eps2d, sh_degree=sh_degree,
+        packed=False, tile_size=tile_size, backgrounds=backgrounds, render_mode=render_mode,
+        rasterize_mode=rasterize_mode, channel_chunk=channel_chunk, camera_model="pinhole",
+    )  # fmt: skip

@@ -116,13 +116,20 @@ def project_gaussians(
     near_plane: float = 0.01,
     far_plane: float = 1e10,
     eps2d: float = 0.3,
+    radius_clip: float = 0.0,
+    antialiased: bool = False,
 ) -> Projected:
     """Project N Gaussians into C pinhole cameras, gsplat-style, with culling.
 
     Culled (radii == 0): depth outside [near, far], 2D covariance not positive
-    definite after the eps2d blur, opacity < 1/255, or box entirely off-image.
-    Values of culled entries are kept finite (unsafe divisions are masked) so
-    that autograd never turns 0 * inf into NaN.
+    definite after the eps2d blur, opacity < 1/255, both box half-sizes
+    <= radius_clip, or box entirely off-image. Values of culled entries are
+    kept finite (unsafe divisions are masked) so that autograd never turns
+    0 * inf into NaN.
+
+    antialiased: gsplat's "antialiased" mode (Mip-Splatting): opacities are
+    multiplied by sqrt(det(cov) / det(cov + eps2d I)), so the low-pass filter
+    spreads a small Gaussian's energy instead of adding to it.
     """
     C = viewmats.shape[0]
     means_c = torch.einsum("cij,nj->cni", viewmats[:, :3, :3], means) + viewmats[:, None, :3, 3]  # [C, N, 3]
@@ -132,6 +139,7 @@ def project_gaussians(
     means_c = torch.cat([means_c[..., :2], z_safe[..., None]], -1)  # [C, N, 3]
     rs = quat_to_rotmat(quats) * scales[:, None, :]  # [N, 3, 3]
     cov = _ewa_cov2d(means_c, rs, viewmats, Ks, width, height)  # [C, N, 3]
+    det_orig = cov[..., 0] * cov[..., 2] - cov[..., 1] ** 2  # [C, N] before the blur
     cov = cov + torch.tensor([eps2d, 0.0, eps2d], dtype=cov.dtype, device=cov.device)  # low-pass filter
     det = cov[..., 0] * cov[..., 2] - cov[..., 1] ** 2  # [C, N]
     pos_def = det > 0
@@ -139,6 +147,9 @@ def project_gaussians(
     conics = torch.stack([cov[..., 2], -cov[..., 1], cov[..., 0]], -1) / det_safe[..., None]  # [C, N, 3]
     means2d = torch.einsum("cij,cnj->cni", Ks[:, :2, :3], means_c) / z_safe[..., None]  # [C, N, 2]
     ops = opacities[None].expand(C, -1)  # [C, N]
+    if antialiased:
+        ratio = torch.where(pos_def, det_orig / det_safe, torch.zeros_like(det))
+        ops = ops * torch.sqrt(ratio.clamp_min(1e-30)) * (ratio > 0)  # [C, N]; sqrt(0) has no gradient
     alive = in_range & pos_def & (ops >= ALPHA_THRESHOLD)
     radii = _radii(cov.detach(), ops.detach()) * alive[..., None]  # [C, N, 2]
     with torch.no_grad():
@@ -146,7 +157,7 @@ def project_gaussians(
         m = means2d.detach()
         off = (m[..., 0] + r[..., 0] <= 0) | (m[..., 0] - r[..., 0] >= width)
         off |= (m[..., 1] + r[..., 1] <= 0) | (m[..., 1] - r[..., 1] >= height)
-        off |= (radii[..., 0] <= 0) & (radii[..., 1] <= 0)
+        off |= (r[..., 0] <= radius_clip) & (r[..., 1] <= radius_clip)
         radii = radii.masked_fill(off[..., None], 0)
     return Projected(means2d, conics, depths, radii, ops, alive)
 
