@@ -13,6 +13,8 @@ subject's left. Joints are FLAME's five: 0 global, 1 neck, 2 jaw, 3 left eye,
 
 from __future__ import annotations
 
+import zipfile
+import zlib
 from dataclasses import dataclass, fields
 from pathlib import Path
 
@@ -138,7 +140,7 @@ class HeadModel:
                 arrays = {n: data[n] for n in names}
         except HeadModelError:
             raise
-        except (ValueError, OSError, EOFError) as err:  # truncated zip, pickled object arrays, ...
+        except (ValueError, OSError, EOFError, zipfile.BadZipFile, zlib.error) as err:  # truncated zip, pickled objects, ...
             raise HeadModelError(f"{path}: not a readable head asset ({err})") from err
         arrays["source"] = str(arrays["source"])
         return cls(**arrays).validate()

@@ -17,7 +17,13 @@ class HeadParams(Section):
     """FLAME's landmark_embedding.npy, for a real FLAME file (68 iBUG points)."""
 
     uv_path: str | None = None
-    """FLAME UVs (texture .npz with vt/ft, or an .obj), for a real FLAME file."""
+    """FLAME UVs (texture .npz with vt/ft, or an .obj), for a real FLAME file.
+    null = a cylindrical projection (seam at the back), so the UV binding still works."""
+
+    masks_path: str | None = None
+    """FLAME_masks.pkl (vertex ids per region), for a real FLAME file. It adds
+    scalp, ears, neck, eyeballs, nose and lips to the labels; null = labels from
+    the 68 landmarks only (brows, eyes, nose, lips, mouth; the rest is skin)."""
 
     n_shape: int = Field(20, ge=1, le=300)
     """Identity components kept. 20 covers the procedural head; FLAME has 300."""
