@@ -116,3 +116,181 @@ def test_bind_to_world_is_differentiable_in_vertices_and_locals():
 def test_resolution_validated():
     with pytest.raises(ValueError, match="resolution"):
         uv_grid_binding(grid_mesh(), resolution=1)
+
+
+# ---- animation through the FLAME layer ------------------------------------------------------------
+
+JAW_POSE = 6  # pose[6:9] is the jaw's axis-angle (FLAME order: global, neck, jaw, eyes)
+
+
+def tiny_head(n=6, seed=0):
+    """A valid FLAME-format HeadModel on the curved sheet: the lower rows are skinned to the jaw,
+    expressions move only the x >= 0.5 half, pose correctives come only from the neck block."""
+    from fairsplat.head.model import HeadModel
+
+    m = grid_mesh(n, seed)
+    rng = np.random.default_rng(seed)
+    v = m.v_template.astype(np.float64)
+    nv, nf = len(v), len(m.faces)
+    feats = np.concatenate([v, v**2], 1)  # [V, 6] smooth fields
+    shapedirs = np.einsum("vf,fck->vck", feats, rng.normal(0, 0.01, (6, 3, 4)))
+    exprdirs = np.einsum("vf,fck->vck", feats, rng.normal(0, 0.01, (6, 3, 3))) * (v[:, 0] >= 0.5)[:, None, None]
+    jaw = np.clip((0.45 - v[:, 1]) / 0.1, 0.0, 1.0)  # 1 on the lower rows, 0 on the upper, a blend between
+    weights = np.zeros((nv, 5))
+    weights[:, 2], weights[:, 1] = jaw, 1.0 - jaw
+    posedirs = np.zeros((36, nv * 3))
+    posedirs[:9] = rng.normal(0, 1e-3, (9, nv * 3))  # neck correctives only
+    head = HeadModel(
+        v_template=v, faces=m.faces, shapedirs=shapedirs, exprdirs=exprdirs, posedirs=posedirs,
+        j_regressor=rng.dirichlet(np.ones(nv), 5), parents=np.array([-1, 0, 1, 1, 1]), lbs_weights=weights,
+        uvs=m.uvs, uv_faces=m.uv_faces, face_regions=np.zeros(nf, np.int64),
+        lmk_faces=rng.integers(0, nf, 68), lmk_bary=rng.dirichlet(np.ones(3), 68), source="test",
+    )  # fmt: skip
+    return head.validate()
+
+
+def _jaw_pose(angle=0.3):
+    pose = torch.zeros(1, 15)
+    pose[0, JAW_POSE] = angle
+    return pose
+
+
+def test_uv_binding_follows_jaw_and_expression_through_flame():
+    from fairsplat.head.flame import FlameLayer
+    from fairsplat.head.lbs import rodrigues
+
+    head = tiny_head()
+    layer, faces = FlameLayer(head), torch.as_tensor(head.faces)
+    b = uv_grid_binding(head, resolution=32)
+    rest, rest_q, rest_s = bind_to_world(b, layer().vertices, faces)
+    jaw_w = torch.as_tensor(head.lbs_weights[:, 2])[faces[b.face_idx]]  # [G, 3] per corner
+    on_jaw, off_jaw = (jaw_w == 1).all(1), (jaw_w == 0).all(1)
+    assert on_jaw.sum() > 50 and off_jaw.sum() > 50
+    out = layer(pose=_jaw_pose())
+    means, quats, scales = bind_to_world(b, out.vertices, faces)
+    # jaw-bound Gaussians turn rigidly about the jaw joint; the rest do not move at all
+    r, j = rodrigues(torch.tensor([0.3, 0.0, 0.0])), out.joints[0, 2]
+    torch.testing.assert_close(means[0, on_jaw], (rest[0, on_jaw] - j) @ r.T + j, atol=1e-5, rtol=0)
+    torch.testing.assert_close(quat_to_matrix(quats[0, on_jaw]), r @ quat_to_matrix(rest_q[0, on_jaw]), atol=1e-5, rtol=0)
+    torch.testing.assert_close(scales[0, on_jaw], rest_s[0, on_jaw], atol=1e-6, rtol=1e-5)
+    assert (means[0, on_jaw] - rest[0, on_jaw]).norm(dim=-1).min() > 1e-3
+    torch.testing.assert_close(means[0, off_jaw], rest[0, off_jaw], atol=0, rtol=0)
+    # an expression moves the half of the sheet that has expression blendshapes, and only that half
+    moved = bind_to_world(b, layer(expr=torch.tensor([[2.0, -1.0, 1.0]])).vertices, faces)[0]
+    corner_x = torch.as_tensor(head.v_template[:, 0])[faces[b.face_idx]]  # [G, 3]
+    still = (corner_x < 0.5).all(1)
+    torch.testing.assert_close(moved[0, still], rest[0, still], atol=0, rtol=0)
+    assert (moved[0, (corner_x >= 0.5).all(1)] - rest[0, (corner_x >= 0.5).all(1)]).norm(dim=-1).min() > 1e-4
+
+
+# ---- subdivided points (seed 002) ------------------------------------------------------------------
+
+
+def test_subdivision_carries_flame_attributes():
+    from fairsplat.head.flame import FlameLayer
+    from fairsplat.splat.subdivide import subdivide_head
+
+    head = tiny_head()
+    sub = subdivide_head(head, levels=2).validate()
+    edges = {tuple(sorted(e)) for f in head.faces for e in ((f[0], f[1]), (f[1], f[2]), (f[2], f[0]))}
+    assert sub.n_faces == 16 * head.n_faces and sub.n_vertices > head.n_vertices + len(edges)
+    np.testing.assert_array_equal(sub.v_template[: head.n_vertices], head.v_template)
+    np.testing.assert_allclose(sub.lbs_weights.sum(1), 1.0, atol=1e-6)
+    g = torch.Generator().manual_seed(0)
+    shape, expr, pose = torch.randn(1, 4, generator=g), torch.randn(1, 3, generator=g), 0.3 * torch.randn(1, 15, generator=g)
+    a, b = FlameLayer(head)(shape, expr, pose), FlameLayer(sub)(shape, expr, pose)
+    torch.testing.assert_close(b.joints, a.joints)  # new vertices carry no regressor weight: same skeleton
+    torch.testing.assert_close(b.vertices[:, : head.n_vertices], a.vertices)  # old vertices pose as before
+    # blendshapes are linear: at zero pose every new point is exactly the midpoint of its parents
+    a0, b0 = FlameLayer(head)(shape, expr), FlameLayer(sub)(shape, expr)
+    torch.testing.assert_close(b0.landmarks, a0.landmarks, atol=1e-6, rtol=0)
+    one = subdivide_head(head, levels=1)
+    (i, j), k = sorted(edges)[7], head.n_vertices + 7  # np.unique orders edges, so edge 7 -> vertex V + 7
+    np.testing.assert_allclose(one.v_template[k], 0.5 * (head.v_template[i] + head.v_template[j]), atol=1e-7)
+
+
+def test_points_pose_like_the_flame_layer():
+    """Points = the subdivided head's own FLAME vertices, for any shape/expression/pose/translation."""
+    from fairsplat.head.flame import FlameLayer
+    from fairsplat.splat.points import points_to_world, subdivided_binding
+
+    pb = subdivided_binding(tiny_head(), levels=1)
+    layer = FlameLayer(pb.head)
+    g = torch.Generator().manual_seed(1)
+    args = {"shape": torch.randn(2, 4, generator=g), "expr": torch.randn(2, 3, generator=g),
+            "pose": 0.3 * torch.randn(2, 15, generator=g), "transl": torch.randn(2, 3, generator=g)}  # fmt: skip
+    means, quats, scales = points_to_world(pb, layer, **args)
+    torch.testing.assert_close(means, layer(**args).vertices, atol=1e-6, rtol=1e-5)
+    assert means.shape == quats.shape[:2] + (3,) == scales.shape == (2, len(pb), 3)
+    torch.testing.assert_close(quats.norm(dim=-1), torch.ones(2, len(pb)))
+
+
+def test_point_offsets_are_skinned_without_moving_the_skeleton():
+    """Offsets on new (regressor-free) vertices == a FLAME layer whose template holds them."""
+    import dataclasses
+
+    from fairsplat.head.flame import FlameLayer
+    from fairsplat.splat.points import points_to_world, subdivided_binding
+
+    head = tiny_head()
+    pb = subdivided_binding(head, levels=1)
+    offsets = 0.01 * torch.randn(len(pb), 3, generator=torch.Generator().manual_seed(2))
+    offsets[: head.n_vertices] = 0.0
+    moved = dataclasses.replace(pb.head, v_template=pb.head.v_template + offsets.numpy())
+    pose = _jaw_pose(0.25)
+    pose[0, :3] = torch.tensor([0.1, -0.2, 0.05])
+    means, _, _ = points_to_world(pb, FlameLayer(pb.head), pose=pose, offsets=offsets[None])
+    torch.testing.assert_close(means, FlameLayer(moved)(pose=pose).vertices, atol=1e-6, rtol=1e-5)
+
+
+def test_point_rotations_follow_the_joints():
+    from fairsplat.head.flame import FlameLayer
+    from fairsplat.head.lbs import rodrigues
+    from fairsplat.splat.points import points_to_world, subdivided_binding
+
+    head = tiny_head()
+    pb = subdivided_binding(head, levels=1)
+    layer = FlameLayer(pb.head)
+    canon = quat_to_matrix(pb.local_quats)  # [G, 3, 3]
+    normals = canon[:, :, 1]  # local y = vertex normal: sheet normals point mostly along +-z
+    assert normals[:, 2].abs().mean() > 0.8
+    glob = torch.zeros(1, 15)
+    glob[0, :3] = torch.tensor([0.3, -0.5, 0.2])
+    _, q, s = points_to_world(pb, layer, pose=glob)  # a global turn: every point turns with it, exactly
+    torch.testing.assert_close(quat_to_matrix(q[0]), rodrigues(glob[0, :3]) @ canon, atol=1e-5, rtol=0)
+    torch.testing.assert_close(s[0], pb.local_log_scales.exp())
+    means_rest, q_rest, _ = points_to_world(pb, layer)
+    means, q, _ = points_to_world(pb, layer, pose=_jaw_pose())
+    w = torch.as_tensor(pb.head.lbs_weights[:, 2])
+    jaw_r = rodrigues(torch.tensor([0.3, 0.0, 0.0]))
+    torch.testing.assert_close(quat_to_matrix(q[0, w == 1]), jaw_r @ canon[w == 1], atol=1e-5, rtol=0)
+    torch.testing.assert_close(q[0, w == 0], q_rest[0, w == 0])
+    torch.testing.assert_close(means[0, w == 0], means_rest[0, w == 0])
+    assert (means[0, w == 1] - means_rest[0, w == 1]).norm(dim=-1).min() > 1e-3
+
+
+def test_points_are_differentiable_in_pose_and_expression():
+    from fairsplat.head.flame import FlameLayer
+    from fairsplat.splat.points import points_to_world, subdivided_binding
+
+    pb = subdivided_binding(tiny_head(n=4), levels=1)
+    pb.local_quats, pb.local_log_scales = pb.local_quats.double(), pb.local_log_scales.double()
+    layer = FlameLayer(pb.head, dtype=torch.float64)
+    g = torch.Generator().manual_seed(3)
+    pose = (0.2 * torch.randn(1, 15, generator=g, dtype=torch.float64)).requires_grad_()
+    expr = torch.randn(1, 3, generator=g, dtype=torch.float64).requires_grad_()
+
+    def f(p, e):
+        m, q, _ = points_to_world(pb, layer, expr=e, pose=p)
+        return m, q
+
+    assert torch.autograd.gradcheck(f, (pose, expr), atol=1e-6)
+
+
+def test_subdivided_binding_validates():
+    from fairsplat.splat.points import subdivided_binding
+
+    with pytest.raises(ValueError, match="levels"):
+        subdivided_binding(tiny_head(), levels=-1)
+    with pytest.raises(ValueError, match="thickness"):
+        subdivided_binding(tiny_head(), thickness=0.0)
