@@ -51,7 +51,7 @@ def _warp(density, lo: float, hi: float, n: int) -> np.ndarray:
     """n samples in [lo, hi] spaced inversely to ``density`` (including both ends)."""
     t = np.linspace(lo, hi, 4001)
     d = density(t)
-    cdf = np.concatenate([[0.0], np.cumsum(0.5 * (d[1:] + d[:-1]) * np.diff(t))])
+    cdf = np.concatenate([[0.0], np.cumsum(0.5 * (d[1:] + d[:-1]) * np.abs(np.diff(t)))])
     return np.interp(np.linspace(0.0, cdf[-1], n), cdf, t)
 
 
@@ -171,10 +171,17 @@ def _grid_faces(g: HeadGrid, dup_cols: np.ndarray) -> tuple[np.ndarray, np.ndarr
             if j == g.mouth_row:  # lower-lip side of the cut
                 a, b = dup.get(i % c, a), dup.get((i + 1) % c, b)
             cc, d = g.vid(j + 1, i + 1), g.vid(j + 1, i)
-            faces += [(a, b, cc), (a, cc, d)]
             ua, ub, vt, vb = u[i], u[i + 1], v[j + 1], v[j + 2]
-            uvs += [(ua, vt, ub, vt, ub, vb), (ua, vt, ub, vb, ua, vb)]
-    return np.array(faces, np.int64), np.array(uvs).reshape(-1, 3, 2)
+            if i < c // 2:  # x < 0 side: split along a-cc; the mirror side along b-d (mirror-symmetric mesh)
+                faces += [(a, b, cc), (a, cc, d)]
+                uvs += [(ua, vt, ub, vt, ub, vb), (ua, vt, ub, vb, ua, vb)]
+            else:
+                faces += [(a, b, d), (b, cc, d)]
+                uvs += [(ua, vt, ub, vt, ua, vb), (ub, vt, ub, vb, ua, vb)]
+    # Corners above were listed inward-facing; flip so normals point out of the head
+    # (shading, hair lift along the normal and the Gaussians' frames rely on it).
+    faces_a = np.array(faces, np.int64)[:, [0, 2, 1]]
+    return faces_a, np.array(uvs).reshape(-1, 3, 2)[:, [0, 2, 1]]
 
 
 # ---- separate parts ----------------------------------------------------------

@@ -179,8 +179,10 @@ def socket_z(x: np.ndarray, y: np.ndarray, z: np.ndarray, eyes: np.ndarray, clos
     return out
 
 
-def nose_z(x: np.ndarray, y: np.ndarray, layout: Layout = LAYOUT) -> np.ndarray:
-    """Bridge from the nasion to the tip, a rounded tip, columella and alae."""
+def nose_z(x: np.ndarray, y: np.ndarray, layout: Layout = LAYOUT, nostrils: bool = True) -> np.ndarray:
+    """Bridge from the nasion to the tip, a rounded tip, columella and alae.
+
+    ``nostrils=False`` leaves out the nostril dents (the nose's extent, for labels)."""
     s = np.clip((layout.nasion_y - y) / (layout.nasion_y - layout.nose_tip_y), 0.0, None)  # 0 nasion, 1 tip
     ridge_h = 0.004 + 0.014 * np.clip(s, 0, 1) ** 1.4
     below = smoothstep(layout.subnasale_y, layout.nose_tip_y, y)  # fades the nose out under the tip
@@ -189,7 +191,7 @@ def nose_z(x: np.ndarray, y: np.ndarray, layout: Layout = LAYOUT) -> np.ndarray:
     ridge = ridge_h * np.exp(-np.abs(x / half_w) ** 2.5) * smoothstep(layout.nasion_y + 0.012, layout.nasion_y - 0.004, y)
     alae = 0.0105 * bump(((np.abs(x) - 0.0135) / 0.0078) ** 2 + ((y + 0.0235) / 0.0072) ** 2)
     nostril = -0.003 * bump(((np.abs(x) - 0.0065) / 0.004) ** 2 + ((y - layout.subnasale_y - 0.001) / 0.0025) ** 2)
-    return np.maximum(ridge, alae) + nostril * (ridge < 0.012)
+    return np.maximum(ridge, alae) + nostril * (ridge < 0.012) * nostrils
 
 
 def lips_z(x: np.ndarray, y: np.ndarray, layout: Layout = LAYOUT) -> np.ndarray:
