@@ -70,7 +70,9 @@ def assign_splits(items: Sequence[Candidate], fractions: dict[str, float], seed:
 
     Each subject is filed under its most frequent type; within a type, subjects
     (largest first, ties by hash rank) go greedily to the split furthest below
-    its target share of that type's images.
+    its target share of that type's images; ties (common when a type has only a
+    few subjects) go to the split furthest below its share of *all* images so
+    far, so small splits are not always starved by the same tie-break.
     """
     names = [s for s, f in fractions.items() if f > 0]
     if not names:
@@ -82,6 +84,7 @@ def assign_splits(items: Sequence[Candidate], fractions: dict[str, float], seed:
     for subj, types in subj_types.items():
         groups[_dominant(types)].append(subj)
     out: dict[str, str] = {}
+    overall = dict.fromkeys(names, 0)
     for fst in FITZPATRICK:
         subjects = sorted(groups.get(fst, []), key=lambda s: (-sum(subj_types[s].values()), rank_key(seed, s)))
         counts = dict.fromkeys(names, 0)
@@ -89,7 +92,9 @@ def assign_splits(items: Sequence[Candidate], fractions: dict[str, float], seed:
         for subj in subjects:
             n = sum(subj_types[subj].values())
             total += n
-            best = max(names, key=lambda s: (fractions[s] * total - counts[s], fractions[s]))
+            grand = sum(overall.values()) + n
+            best = max(names, key=lambda s: (fractions[s] * total - counts[s], fractions[s] * grand - overall[s], fractions[s]))
             counts[best] += n
+            overall[best] += n
             out[subj] = best
     return out

@@ -148,6 +148,14 @@ def _to_array(img: Image.Image) -> tuple[np.ndarray, np.ndarray | None, int]:
     return np.asarray(img.convert("RGB")), None, bits
 
 
+def _stored_16bit(img: Image.Image) -> bool:
+    """True when the file stores 16 bits per channel (PIL reads 48/64-bit PNGs as 8-bit modes)."""
+    try:
+        return any(";16" in str(t.args) for t in img.tile)
+    except (AttributeError, TypeError):
+        return False
+
+
 def is_greyscale_rgb(rgb: np.ndarray, tol: int = GREY_TOLERANCE) -> bool:
     """True when R, G and B agree to ``tol`` levels on 99 % of (subsampled) pixels."""
     assert rgb.ndim == 3 and rgb.shape[2] == 3, rgb.shape
@@ -168,6 +176,7 @@ def load_rgb(
     img = _open(src)
     try:
         fmt, mode = img.format, img.mode
+        wide = _stored_16bit(img)  # 48-bit RGB PNGs open as 8-bit "RGB"; the tile says 16
         _check_size(*img.size, min_side=min_side, max_pixels=max_pixels)  # header only
         img = _decode(img)
         img, orientation = _orient(img)
@@ -178,7 +187,7 @@ def load_rgb(
     if grey and not allow_greyscale:
         raise BadImage("greyscale", f"mode {mode}")
     h, w = rgb.shape[:2]
-    info = ImageInfo(w, h, fmt, mode, bits, orientation, grey, alpha)
+    info = ImageInfo(w, h, fmt, mode, max(bits, 16 if wide else 8), orientation, grey, alpha)
     return rgb, info
 
 

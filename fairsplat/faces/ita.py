@@ -23,8 +23,9 @@ one representative skin colour, so it is on the same footing as a swatch's
 ITA — the Monk Skin Tone swatches reproduce their published ITA exactly.
 
 **Pixels kept.** The skin mask (from CelebAMask-HQ labels when present, else
-from the 68 landmarks) minus (a) clipped pixels (any channel ≥ 250: specular
-highlights and blown exposure; all channels ≤ 5: crushed shadow), then (b) the
+from the 68 landmarks) minus (a) clipped pixels (two or more channels ≥ 250:
+specular highlights and blown exposure, but not very light skin whose red
+alone saturates; all channels ≤ 5: crushed shadow), then (b) the
 pixels outside the ``trim`` L* percentiles of what is left (shine on forehead
 and nose tip, shadow under the jaw and in nostrils). Percentiles, not fixed L*
 cut-offs, because a fixed "too dark" threshold would eat type VI skin (MST 10
@@ -151,7 +152,12 @@ def _sample(pixels: np.ndarray, max_samples: int) -> np.ndarray:
 
 
 def _keep(lab: np.ndarray, rgb: np.ndarray, trim: tuple[float, float]) -> np.ndarray:  # [N,3],[N,3] -> bool [N]
-    ok = (rgb.max(axis=1) < 250) & (rgb.max(axis=1) > 5)
+    # specular / blown: two or more channels clipped. One clipped channel alone
+    # is not a highlight: very light skin (MST 1-3, R ~ 246) reaches R = 255
+    # in a well-exposed photo while G and B stay lower, and dropping it would
+    # push type I faces out of their own measurement.
+    blown = (rgb >= 250).sum(axis=1) >= 2
+    ok = ~blown & (rgb.max(axis=1) > 5)
     if ok.sum() < 2:
         return ok
     lo, hi = np.percentile(lab[ok, 0], trim)
