@@ -57,14 +57,18 @@ def fake_chumpy():
         def __init__(self, a, newshape):
             self.a, self.newshape = a, newshape
 
-    for cls, mod in ((Ch, ch_mod), (Select, reo_mod), (Reshape, reo_mod)):
+    class transpose:  # noqa: N801 (chumpy's spelling)
+        def __init__(self, a, axes):
+            self.a, self.axes = a, axes
+
+    for cls, mod in ((Ch, ch_mod), (Select, reo_mod), (Reshape, reo_mod), (transpose, reo_mod)):
         cls.__module__, cls.__qualname__ = mod.__name__, cls.__name__
         setattr(mod, cls.__name__, cls)
     names = {"chumpy": types.ModuleType("chumpy"), "chumpy.ch": ch_mod, "chumpy.reordering": reo_mod}
     saved = {k: sys.modules.get(k) for k in names}
     sys.modules.update(names)
     try:
-        yield types.SimpleNamespace(Ch=Ch, Select=Select, Reshape=Reshape)
+        yield types.SimpleNamespace(Ch=Ch, Select=Select, Reshape=Reshape, transpose=transpose)
     finally:
         for k, v in saved.items():
             if v is None:
@@ -98,14 +102,14 @@ def toy_flame_arrays(seed: int = 0) -> tuple[dict[str, np.ndarray], object]:
 
 
 def write_flame_pkl(path: Path, arrays: dict, protocol: int = 2, mutate=None) -> Path:
-    """A FLAME-format pickle: chumpy Ch / Select / Reshape, scipy csc J_regressor, py2 names."""
+    """A FLAME-format pickle: chumpy Ch / Select / Reshape / transpose, scipy csc J_regressor, py2 names."""
     with fake_chumpy() as ch:
         v, w = arrays["v_template"], arrays["weights"]
         data = {
             "v_template": ch.Select(ch.Ch(v.ravel()), np.arange(v.size), v.shape),
             "f": arrays["f"],
             "shapedirs": ch.Ch(arrays["shapedirs"]),
-            "posedirs": arrays["posedirs"],
+            "posedirs": ch.transpose(ch.Ch(arrays["posedirs"].transpose(2, 0, 1)), (1, 2, 0)),
             "J_regressor": sp.csc_matrix(arrays["J_regressor"]),
             "weights": ch.Reshape(ch.Ch(w.ravel()), w.shape),
             "kintree_table": arrays["kintree_table"],
