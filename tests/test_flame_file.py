@@ -476,3 +476,26 @@ def test_regions_from_masks_pick_side_by_geometry():
     # names are ignored for the side: +X is the subject's left
     want = ["l_ear", "r_ear", "hair", "neck", "l_eye", "u_lip", "l_lip", "l_brow"]
     np.testing.assert_array_equal(labels, [LABEL[k] for k in want])
+
+
+def test_head_stage_converts_a_flame_file(flame_files, tmp_path):
+    """Smoke test of `python -m stages.head` on the FLAME-file branch, tiny preview, into tmp_path."""
+    import json
+
+    import yaml
+    from typer.testing import CliRunner
+
+    from fairsplat.head.model import HeadModel
+    from stages.head import app
+
+    head = {"flame-path": str(flame_files.pkl), "landmark-path": str(flame_files.lmk), "uv-path": str(flame_files.tex),
+            "n-shape": 30, "n-expr": 10, "preview-size": 48, "uv-resolution": 16}
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump({"head": head}))
+    args = ["--out", str(tmp_path / "out"), "--plots", str(tmp_path / "plots"), "--params", str(tmp_path / "params.yaml"),
+            "--metrics-dir", str(tmp_path / "metrics")]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.exception
+    asset = HeadModel.load(tmp_path / "out" / "head.npz")
+    assert asset.source == "flame:generic_model.pkl" and (asset.n_shape, asset.n_expr) == (30, 10)
+    metrics = json.loads((tmp_path / "metrics" / "head.json").read_text())
+    assert (metrics["vertices"], metrics["faces"], metrics["landmarks"]) == (flame_files.toy.n_vertices, flame_files.toy.n_faces, 68)
