@@ -38,6 +38,21 @@ def test_atomic_dir_swaps_whole_directory(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
 
 
+def test_atomic_outputs_get_plain_permissions(tmp_path):
+    """Temp files are 0600 and temp dirs 0700; outputs must not stay that private."""
+    import os
+
+    old = os.umask(0o022)
+    try:
+        write_json(tmp_path / "m.json", {"a": 1})
+        with atomic_dir(tmp_path / "d") as d:
+            (d / "x").write_text("x")
+    finally:
+        os.umask(old)
+    assert (tmp_path / "m.json").stat().st_mode & 0o777 == 0o644
+    assert (tmp_path / "d").stat().st_mode & 0o777 == 0o755
+
+
 def test_metrics_contract(tmp_path):
     path = write_metrics("s", {"n": np.int64(3), "x": np.float32(0.5), "per_fitzpatrick": {"II": {"n": 1}, "I": {"n": 2}}, "lpips": None}, root=tmp_path)
     data = json.loads(path.read_text())
