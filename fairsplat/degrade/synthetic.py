@@ -85,3 +85,79 @@ def synthetic_face(size: int = 256, seed: int = 0) -> tuple[np.ndarray, np.ndarr
     img = tex + tint[lab].transpose(2, 0, 1)
     img[:, lab == LABEL["background"]] = 0.5
     return np.ascontiguousarray(np.clip(img, 0, 1).transpose(1, 2, 0)), lab
+
+
+# Rough skin colours (sRGB, 0-1) per Fitzpatrick type, light to dark, for fixtures only.
+_TYPE_RGB = {
+    "I": (0.93, 0.80, 0.72), "II": (0.86, 0.70, 0.58), "III": (0.76, 0.58, 0.45),
+    "IV": (0.62, 0.45, 0.33), "V": (0.45, 0.31, 0.22), "VI": (0.30, 0.20, 0.15),
+}  # fmt: skip
+
+
+def typed_face(size: int, seed: int, fitzpatrick: str) -> tuple[np.ndarray, np.ndarray]:
+    """``synthetic_face`` with its head tinted to a skin colour of the given type. -> (uint8 [H, W, 3], [H, W])"""
+    img, lab = synthetic_face(size, seed)
+    fg = lab != LABEL["background"]
+    colour = np.asarray(_TYPE_RGB[fitzpatrick], np.float32) * 2.0  # texture is centred on 0.5
+    img[fg] = np.clip(img[fg] * colour, 0.0, 1.0)
+    return np.round(img * 255).astype(np.uint8), lab
+
+
+def fake_curated(out, per_type: int = 2, frames: int = 2, size: int = 64, seed: int = 0) -> list[dict]:
+    """Write a tiny curate-like output (crops/, labels/, manifest.parquet) for tests and benches.
+
+    ``per_type`` identities per Fitzpatrick type, ``frames`` crops each; the
+    first half of each type's identities is ``train``, the rest ``test``.
+    Columns are the subset of curate's manifest that parsing and degradation read.
+    """
+    from pathlib import Path
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    from PIL import Image
+
+    from fairsplat.labels import FITZPATRICK
+
+    out = Path(out)
+    (out / "crops").mkdir(parents=True, exist_ok=True)
+    (out / "labels").mkdir(parents=True, exist_ok=True)
+    rows = []
+    for t_i, t in enumerate(FITZPATRICK):
+        for k in range(per_type):
+            subject = f"synth_{t}_{k}"
+            for f in range(frames):
+                img, lab = typed_face(size, seed * 100_003 + t_i * 1000 + k * 10 + f, t)
+                name = f"{subject}_f{f}"
+                Image.fromarray(img).save(out / "crops" / f"{name}.png")
+                Image.fromarray(lab, mode="L").save(out / "labels" / f"{name}.png")
+                rows.append({
+                    "image_id": name, "source": "synth", "subject_id": subject,
+                    "split": "train" if k < max(1, per_type // 2) else "test",
+                    "path": f"crops/{name}.png", "mask_path": f"labels/{name}.png",
+                    "fitzpatrick": t, "fitzpatrick_gt": t,
+                })  # fmt: skip
+    pq.write_table(pa.Table.from_pylist(rows), out / "manifest.parquet")
+    return rows
+
+
+def add_bad_inputs(curated) -> None:
+    """Append to a ``fake_curated`` directory a crop with no label map ("nomask") and one whose
+    label map is half the crop's size ("small"): the bad inputs every stage must record."""
+    import shutil
+    from pathlib import Path
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    from PIL import Image
+
+    curated = Path(curated)
+    rows = pq.read_table(curated / "manifest.parquet").to_pylist()
+    src = curated / rows[0]["path"]
+    h, w = np.asarray(Image.open(src)).shape[:2]
+    shutil.copyfile(src, curated / "crops" / "nomask.png")
+    shutil.copyfile(src, curated / "crops" / "small.png")
+    Image.fromarray(np.ones((h // 2, w // 2), np.uint8), mode="L").save(curated / "labels" / "small.png")
+    for name, mask in (("nomask", None), ("small", "labels/small.png")):
+        rows.append({**rows[0], "image_id": name, "subject_id": name, "split": "test",
+                     "path": f"crops/{name}.png", "mask_path": mask})  # fmt: skip
+    pq.write_table(pa.Table.from_pylist(rows), curated / "manifest.parquet")

@@ -1,0 +1,207 @@
+"""Stage ``degrade``'s library: K degraded/clean pairs per curated crop, with a manifest.
+
+Output directory::
+
+    clean/<stem>.png          the curated crop, byte-identical copy (the target)
+    masks/<stem>.png          its parsed label map (for region-weighted losses)
+    degraded/<stem>_k<i>.png  pair i's input, i = 0..K-1
+    manifest.parquet          one row per pair (schema below)
+    rejects.parquet           one row per crop that made no pairs
+
+``manifest.parquet``: ``pair_id`` ("<image_id>/k<i>"), ``image_id``,
+``pair_index`` (int32), ``split``, ``fitzpatrick`` (string?), ``clean_path``,
+``degraded_path``, ``mask_path`` (relative to this directory), ``steps`` and
+``augmentations`` (list<string>: what fired, in order), ``record`` (JSON
+string: the full ``pipeline.degrade`` record, seed included), ``mad`` and
+``ssim_loss`` (float64, whole crop), ``mad_<region>`` / ``ssim_loss_<region>``
+for mouth, eyes, hair, nose, skin (float64?, null when the region is absent,
+or when damage was not measured for this pair: see ``measure_every``).
+
+``rejects.parquet``: ``image_id``, ``split``, ``fitzpatrick``, ``reason``,
+``detail``. Reasons: ``no_mask`` (stage parse gave no mask; ``detail`` says
+why), ``mask_size_mismatch``, ``bad_labels``, ``bad_image`` (the
+``DegradeInputError`` codes). Crops accepted + rejected = crops total.
+
+Pairs depend only on (image_id, seed, params): ``image_seed`` hashes the id,
+so worker count and sharding never change a byte.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import multiprocessing as mp
+import shutil
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+from PIL import Image
+from tqdm import tqdm
+
+from fairsplat.degrade.core import DegradeInputError, image_seed
+from fairsplat.degrade.damage import damage_maps, region_damage
+from fairsplat.degrade.pipeline import DegradeParams, make_pairs
+from fairsplat.io.atomic import atomic_path
+from fairsplat.labels import REGION_GROUPS
+
+REGIONS = tuple(REGION_GROUPS)  # mouth, eyes, hair, nose, skin: seed 001's order of strength
+S, F64 = pa.string(), pa.float64()
+MANIFEST_SCHEMA = pa.schema(
+    [("pair_id", S), ("image_id", S), ("pair_index", pa.int32()), ("split", S), ("fitzpatrick", S),
+     ("clean_path", S), ("degraded_path", S), ("mask_path", S), ("steps", pa.list_(S)),
+     ("augmentations", pa.list_(S)), ("record", S), ("mad", F64), ("ssim_loss", F64)]
+    + [(f"{m}_{r}", F64) for r in REGIONS for m in ("mad", "ssim_loss")]
+)  # fmt: skip
+REJECTS_SCHEMA = pa.schema([("image_id", S), ("split", S), ("fitzpatrick", S), ("reason", S), ("detail", S)])
+
+
+@dataclass(frozen=True)
+class Job:
+    """One clean crop and (if stage parse made one) its mask, absolute paths."""
+
+    image_id: str
+    split: str
+    fitzpatrick: str | None
+    crop: Path
+    mask: Path | None
+    no_mask_detail: str = ""  # parse's reason when mask is None
+
+
+@dataclass(frozen=True)
+class Settings:
+    params: DegradeParams
+    k: int
+    seed: int
+    out: Path
+    measure_every: int = 1
+
+
+def read_jobs(curated: Path, parsed: Path) -> list[Job]:
+    """Every curated crop, joined with parse's manifest (mask) or its rejects (reason), in curated order."""
+    cur = pq.read_table(Path(curated) / "manifest.parquet").to_pylist()
+    masks = {r["image_id"]: r for r in pq.read_table(Path(parsed) / "manifest.parquet").to_pylist()}
+    rej_path = Path(parsed) / "rejects.parquet"
+    why = {r["image_id"]: r for r in pq.read_table(rej_path).to_pylist()} if rej_path.exists() else {}
+    jobs = []
+    for r in cur:
+        m = masks.get(r["image_id"])
+        detail = "" if m else (f"parse: {why[r['image_id']]['reason']}: {why[r['image_id']]['detail']}"
+                               if r["image_id"] in why else "parse made no mask for this crop")  # fmt: skip
+        jobs.append(Job(
+            image_id=r["image_id"], split=r["split"], fitzpatrick=r.get("fitzpatrick_gt") or r.get("fitzpatrick"),
+            crop=Path(curated) / r["path"], mask=(Path(parsed) / m["mask_path"]) if m else None, no_mask_detail=detail,
+        ))  # fmt: skip
+    return jobs
+
+
+def _read(job: Job) -> tuple[np.ndarray, np.ndarray]:
+    """(crop [H, W, 3] uint8, labels [H, W]); unreadable files become DegradeInputError."""
+    if job.mask is None:
+        raise DegradeInputError("no_mask", job.no_mask_detail)
+    if not job.mask.exists():
+        raise DegradeInputError("no_mask", f"{job.mask.name} is missing")
+    try:
+        with Image.open(job.crop) as im:
+            img = np.asarray(im.convert("RGB"), np.uint8)
+    except (OSError, ValueError) as err:
+        raise DegradeInputError("bad_image", f"{job.crop.name}: {err}"[:200]) from None
+    try:
+        with Image.open(job.mask) as im:
+            lab = np.asarray(im)
+    except (OSError, ValueError) as err:
+        raise DegradeInputError("bad_labels", f"{job.mask.name}: {err}"[:200]) from None
+    return img, lab
+
+
+def _save_png(path: Path, arr: np.ndarray) -> None:
+    Image.fromarray(arr).save(path, format="PNG", compress_level=1)  # fast: pairs are rewritten per run
+
+
+def pairs_for(job: Job, st: Settings) -> tuple[list[dict], dict | None]:
+    """Make, write and measure one crop's K pairs. -> (manifest rows, None) or ([], reject row)."""
+    try:
+        img, lab = _read(job)
+        pairs = make_pairs(img, lab, st.k, image_seed(job.image_id, st.seed), st.params)
+    except DegradeInputError as err:
+        detail = str(err).removeprefix(err.reason).removeprefix(": ")
+        return [], {"image_id": job.image_id, "split": job.split, "fitzpatrick": job.fitzpatrick,
+                    "reason": err.reason, "detail": detail}  # fmt: skip
+    stem = job.crop.stem
+    shutil.copyfile(job.crop, st.out / "clean" / f"{stem}.png")
+    _save_png(st.out / "masks" / f"{stem}.png", lab.astype(np.uint8))
+    rows = []
+    for degraded, rec in pairs:
+        i = rec["pair_index"]
+        u8 = np.round(degraded * 255.0).astype(np.uint8)  # [H, W, 3]
+        _save_png(st.out / "degraded" / f"{stem}_k{i}.png", u8)
+        row = {
+            "pair_id": f"{job.image_id}/k{i}", "image_id": job.image_id, "pair_index": i, "split": job.split,
+            "fitzpatrick": job.fitzpatrick, "clean_path": f"clean/{stem}.png",
+            "degraded_path": f"degraded/{stem}_k{i}.png", "mask_path": f"masks/{stem}.png",
+            "steps": [s["name"] for s in rec["steps"]], "augmentations": [a["name"] for a in rec["augmentations"]],
+            "record": json.dumps(rec, sort_keys=True), "mad": None, "ssim_loss": None,
+        }  # fmt: skip
+        if st.measure_every and (_index(job.image_id) * st.k + i) % st.measure_every == 0:
+            row.update(_measure(img, u8, lab))
+        rows.append(row)
+    return rows, None
+
+
+def _index(image_id: str) -> int:
+    """A stable per-image integer, so which pairs get measured never depends on order or workers."""
+    return int.from_bytes(hashlib.blake2b(image_id.encode("utf-8"), digest_size=4).digest(), "little")
+
+
+def _measure(clean: np.ndarray, degraded: np.ndarray, lab: np.ndarray) -> dict:
+    """Damage of the pair as written (uint8): whole crop and per region."""
+    maps = damage_maps(clean, degraded)  # [H, W] each
+    out: dict = {"mad": float(maps[0].mean()), "ssim_loss": float(1.0 - maps[1].mean())}
+    for r, d in region_damage(clean, degraded, lab, maps).items():
+        out[f"mad_{r}"], out[f"ssim_loss_{r}"] = d["mad"], d["ssim_loss"]
+    return out
+
+
+_SETTINGS: list[Settings] = []
+
+
+def _init(st: Settings) -> None:
+    _SETTINGS[:] = [st]
+
+
+def _work(job: Job) -> tuple[list[dict], dict | None]:
+    return pairs_for(job, _SETTINGS[0])
+
+
+def degrade_all(jobs: Sequence[Job], st: Settings, workers: int = 1, progress: bool = True):
+    """All jobs, in order, on ``workers`` processes. -> (pair rows, reject rows, seconds)."""
+    for d in ("clean", "masks", "degraded"):
+        (st.out / d).mkdir(parents=True, exist_ok=True)
+    rows, rejects = [], []
+    t0 = time.perf_counter()
+    bar = dict(total=len(jobs), desc="degrade", unit="crop", disable=not progress)
+    if workers <= 1:
+        results = (pairs_for(j, st) for j in jobs)
+        pool = None
+    else:
+        pool = mp.get_context("spawn").Pool(workers, initializer=_init, initargs=(st,))
+        results = pool.imap(_work, jobs, chunksize=4)
+    try:
+        for r, rej in tqdm(results, **bar):
+            rows += r
+            if rej is not None:
+                rejects.append(rej)
+    finally:
+        if pool is not None:
+            pool.close()
+            pool.join()
+    return rows, rejects, time.perf_counter() - t0
+
+
+def write_table(rows: list[dict], schema: pa.Schema, path: Path) -> None:
+    with atomic_path(path, suffix=".parquet") as tmp:
+        pq.write_table(pa.Table.from_pylist(rows, schema=schema), tmp)

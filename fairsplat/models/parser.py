@@ -1,0 +1,143 @@
+"""The trained face parser: a segmentation-models-pytorch network, saved as safetensors + JSON.
+
+Why smp: it gives every common architecture (Unet, FPN, DeepLabV3+, ...) over
+every timm encoder behind one constructor, so architecture and encoder are
+params, not code. Encoder weights: ImageNet weights are used only when the
+user gives a local file (``encoder_weights_path``); otherwise the encoder is
+random. ``encoder_weights=None`` is always passed to smp, so neither smp nor
+timm ever reaches for the network (nothing can be downloaded here, and a
+pipeline stage must not depend on a download anyway).
+
+Checkpoint layout (DESIGN.md section 5), in one directory::
+
+    model.safetensors   the state dict (safetensors.torch.save_model)
+    config.json         ParserConfig fields + "training" summary
+
+Inputs are ``[B, 3, S, S]`` RGB in [0, 1]; the model normalises internally
+with the config's mean/std, so callers never need to know the encoder's stats.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from fairsplat.io.atomic import atomic_path, write_json
+from fairsplat.labels import CELEBAMASK_CLASSES
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+@dataclass(frozen=True)
+class ParserConfig:
+    """Everything needed to rebuild the network; stored as config.json next to the weights."""
+
+    arch: str = "Unet"
+    encoder: str = "resnet18"
+    encoder_depth: int = 5
+    decoder_channels: tuple[int, ...] = (128, 64, 32, 16, 16)
+    size: int = 128  # input side the model was trained at
+    labels: tuple[str, ...] = CELEBAMASK_CLASSES  # output channel i = labels[i]
+    mean: tuple[float, float, float] = IMAGENET_MEAN
+    std: tuple[float, float, float] = IMAGENET_STD
+    training: dict[str, Any] = field(default_factory=dict, compare=False)
+
+    def to_json(self) -> dict[str, Any]:
+        d = asdict(self)
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> ParserConfig:
+        known = set(cls.__dataclass_fields__)
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ValueError(f"parser config: unknown keys {unknown}")
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()})
+
+
+class Parser(nn.Module):
+    """smp network plus input normalisation. [B, 3, S, S] in [0, 1] -> logits [B, C, S, S]."""
+
+    def __init__(self, cfg: ParserConfig):
+        super().__init__()
+        import segmentation_models_pytorch as smp
+
+        kw: dict[str, Any] = {"encoder_depth": cfg.encoder_depth}
+        if cfg.arch in ("Unet", "UnetPlusPlus", "MAnet"):
+            if len(cfg.decoder_channels) != cfg.encoder_depth:
+                raise ValueError(
+                    f"decoder-channels has {len(cfg.decoder_channels)} entries; {cfg.arch} needs encoder-depth "
+                    f"({cfg.encoder_depth})"
+                )
+            kw["decoder_channels"] = list(cfg.decoder_channels)
+        self.net = smp.create_model(
+            cfg.arch, encoder_name=cfg.encoder, encoder_weights=None, in_channels=3, classes=len(cfg.labels), **kw
+        )
+        self.register_buffer("mean", torch.tensor(cfg.mean).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(cfg.std).view(1, 3, 1, 1), persistent=False)
+        self.cfg = cfg
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # [B, 3, S, S] -> [B, C, S, S]
+        assert x.ndim == 4 and x.shape[1] == 3, x.shape
+        return self.net((x - self.mean) / self.std)
+
+
+def _read_state(path: Path) -> dict[str, torch.Tensor]:
+    if path.suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        return load_file(str(path))
+    state = torch.load(path, map_location="cpu", weights_only=True)  # tensors only: no code runs
+    return state.get("state_dict", state) if isinstance(state, dict) else state
+
+
+def load_encoder_weights(model: Parser, path: str | Path) -> dict[str, int]:
+    """Load a local encoder state dict (e.g. ImageNet resnet18 from torchvision or timm).
+
+    Keys may be bare (``conv1.weight``) or prefixed (``encoder.``); classifier
+    keys (``fc.*``) are ignored. Fails if fewer than 90% of the encoder's
+    tensors match, so a wrong file is never half-loaded in silence.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"encoder weights {path} not found")
+    state = {k.removeprefix("encoder."): v for k, v in _read_state(path).items()}
+    own = model.net.encoder.state_dict()
+    match = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
+    if len(match) < 0.9 * len(own):
+        raise ValueError(f"{path}: only {len(match)}/{len(own)} encoder tensors match {model.cfg.encoder}")
+    model.net.encoder.load_state_dict(match, strict=False)
+    return {"matched": len(match), "encoder_tensors": len(own)}
+
+
+def save_parser(out_dir: Path, model: Parser, cfg: ParserConfig) -> None:
+    """Write model.safetensors and config.json (each atomically) into ``out_dir``."""
+    from safetensors.torch import save_model
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with atomic_path(out_dir / "model.safetensors") as tmp:
+        save_model(model, str(tmp))
+    write_json(out_dir / "config.json", cfg.to_json())
+
+
+def load_parser(model_dir: Path, device: str | torch.device = "cpu") -> Parser:
+    """Rebuild from config.json and load model.safetensors (strict: every tensor must match)."""
+    from safetensors.torch import load_model
+
+    model_dir = Path(model_dir)
+    cfg_path, weights = model_dir / "config.json", model_dir / "model.safetensors"
+    if not cfg_path.exists():
+        raise FileNotFoundError(f"{cfg_path}: no parser config (run stage train_parser)")
+    cfg = ParserConfig.from_json(json.loads(cfg_path.read_text()))
+    if not weights.exists():
+        reason = cfg.training.get("status", "missing")
+        raise FileNotFoundError(f"{weights}: no trained weights ({reason}); use parse.backend=segformer or ground_truth")
+    model = Parser(cfg)
+    load_model(model, str(weights), strict=True)
+    return model.to(device).eval()

@@ -1,0 +1,141 @@
+"""Inputs of the parsing stages: curated crops, their label maps, and a torch dataset.
+
+The curated manifest (``fairsplat/curate/tables.py``) gives one row per crop:
+``image_id``, ``split``, ``path`` (crop PNG, relative to the curate output),
+``mask_path`` (cropped CelebAMask-HQ label map, when the source had labels:
+SynthHeads ground truth or a user's CelebAMask-HQ masks), ``fitzpatrick``
+(estimated from ITA) and ``fitzpatrick_gt`` (ground truth, SynthHeads only).
+
+Per-type metrics use the ground-truth type when it exists, else the ITA
+estimate; :func:`read_items` records which in ``Item.type_source``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pyarrow.parquet as pq
+import torch
+from PIL import Image
+
+from fairsplat.labels import LABEL, NUM_CLASSES
+
+# Horizontal flip swaps the subject's left and right: id -> id after a flip.
+FLIP_LUT = np.arange(256, dtype=np.uint8)
+for _a, _b in (("l_eye", "r_eye"), ("l_brow", "r_brow"), ("l_ear", "r_ear")):
+    FLIP_LUT[LABEL[_a]], FLIP_LUT[LABEL[_b]] = LABEL[_b], LABEL[_a]
+
+
+@dataclass(frozen=True)
+class Item:
+    """One curated crop, with absolute paths."""
+
+    image_id: str
+    split: str
+    fitzpatrick: str | None  # ground truth if known, else the ITA estimate
+    type_source: str  # "gt", "ita" or "none"
+    crop: Path
+    mask: Path | None  # curated label map, if the source had one
+
+    @property
+    def stem(self) -> str:
+        """File stem shared by this crop's outputs downstream (curate made it filesystem-safe)."""
+        return self.crop.stem
+
+
+def read_items(curated: Path) -> list[Item]:
+    """Rows of ``<curated>/manifest.parquet`` as Items, in manifest order."""
+    path = Path(curated) / "manifest.parquet"
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no curated manifest (run stage curate first)")
+    cols = pq.read_schema(path).names
+    need = {"image_id", "split", "path"}
+    if need - set(cols):
+        raise ValueError(f"{path}: missing columns {sorted(need - set(cols))}")
+    rows = pq.read_table(path).to_pylist()
+    items = []
+    for r in rows:
+        gt, est = r.get("fitzpatrick_gt"), r.get("fitzpatrick")
+        mask = r.get("mask_path")
+        items.append(
+            Item(
+                image_id=str(r["image_id"]),
+                split=str(r["split"]),
+                fitzpatrick=gt or est,
+                type_source="gt" if gt else ("ita" if est else "none"),
+                crop=Path(curated) / r["path"],
+                mask=(Path(curated) / mask) if mask else None,
+            )
+        )
+    return items
+
+
+def load_rgb(path: Path) -> np.ndarray:
+    """A crop as RGB uint8. -> [H, W, 3]"""
+    with Image.open(path) as im:
+        return np.asarray(im.convert("RGB"), np.uint8).copy()
+
+
+def load_labels(path: Path) -> np.ndarray:
+    """A label map PNG as uint8 ids. -> [H, W]; raises ValueError if it is not a single-channel id map."""
+    with Image.open(path) as im:
+        if im.mode not in ("L", "P", "I", "I;16"):
+            raise ValueError(f"{path}: label map mode {im.mode}, expected a single channel of ids")
+        arr = np.asarray(im)
+    if arr.ndim != 2:
+        raise ValueError(f"{path}: label map has shape {arr.shape}, expected [H, W]")
+    if arr.size and (arr.min() < 0 or arr.max() >= NUM_CLASSES):
+        raise ValueError(f"{path}: ids outside [0, {NUM_CLASSES})")
+    return arr.astype(np.uint8)
+
+
+def save_labels(path: Path, labels: np.ndarray) -> None:
+    """[H, W] uint8 ids -> 8-bit greyscale PNG (lossless, readable by any tool)."""
+    assert labels.ndim == 2 and labels.dtype == np.uint8, (labels.shape, labels.dtype)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(labels, mode="L").save(path, format="PNG")
+
+
+def resize_rgb(img: np.ndarray, size: int) -> np.ndarray:
+    """[H, W, 3] uint8 -> [size, size, 3] uint8 (bilinear with antialiasing); no-op at that size."""
+    if img.shape[:2] == (size, size):
+        return img
+    return np.asarray(Image.fromarray(img).resize((size, size), Image.BILINEAR))
+
+
+def resize_labels(lab: np.ndarray, size: int) -> np.ndarray:
+    """[H, W] uint8 -> [size, size] uint8 (nearest: ids must not be interpolated)."""
+    if lab.shape == (size, size):
+        return lab
+    return np.asarray(Image.fromarray(lab, mode="L").resize((size, size), Image.NEAREST))
+
+
+class LabelledCrops(torch.utils.data.Dataset):
+    """(image [3, S, S] float in [0, 1], labels [S, S] int64) from curated crops and label maps.
+
+    ``flip``: random horizontal flips with left/right ids swapped (the only
+    geometric augmentation; SynthHeads already varies pose and framing).
+    Colour augmentation runs batched on the model side (``parse.train``).
+    The flip draws from a generator seeded per (epoch, index), so an epoch is
+    reproducible whatever the loader order.
+    """
+
+    def __init__(self, items: list[Item], size: int, flip: bool = False, seed: int = 0):
+        missing = [it.image_id for it in items if it.mask is None]
+        assert not missing, f"items without label maps: {missing[:3]}"
+        self.items, self.size, self.flip, self.seed = items, size, flip, seed
+        self.epoch = 0
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        it = self.items[i]
+        img = resize_rgb(load_rgb(it.crop), self.size)  # [S, S, 3]
+        lab = resize_labels(load_labels(it.mask), self.size)  # [S, S]
+        if self.flip and np.random.default_rng([self.seed, self.epoch, i]).random() < 0.5:
+            img, lab = img[:, ::-1], FLIP_LUT[lab[:, ::-1]]
+        x = torch.from_numpy(np.ascontiguousarray(img)).permute(2, 0, 1).float() / 255.0  # [3, S, S]
+        return x, torch.from_numpy(np.ascontiguousarray(lab)).long()  # [S, S]

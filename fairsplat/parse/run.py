@@ -1,0 +1,155 @@
+"""Stage ``parse``'s library: a label map for every curated crop, or a recorded reason.
+
+Output directory::
+
+    masks/<crop stem>.png   CelebAMask-HQ ids, uint8, the crop's size
+    manifest.parquet        one row per accepted crop (schema below)
+    rejects.parquet         one row per crop without a usable mask
+
+``manifest.parquet``: ``image_id`` (string), ``split`` (string),
+``fitzpatrick`` (string?, ground truth when known else the ITA estimate),
+``type_source`` ("gt" / "ita" / "none"), ``crop_path`` (string, relative to
+the curated directory), ``mask_path`` (string, relative to this directory),
+``height``, ``width`` (int32), ``foreground`` (float64: share of non-background
+pixels), ``backend`` (string).
+
+``rejects.parquet``: ``image_id``, ``split``, ``fitzpatrick``, ``reason``
+(``bad_image``, ``no_mask``, ``mask_size_mismatch``, ``bad_labels``,
+``no_face``), ``detail``. ``accepted + rejected == total`` always.
+
+``no_face``: a network backend labelled less than ``min_foreground`` of the
+crop as anything but background: there is no face to calibrate damage with.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+from tqdm import tqdm
+
+from fairsplat.io.atomic import atomic_path
+from fairsplat.labels import FITZPATRICK, LABEL
+from fairsplat.parse.backends import Backend
+from fairsplat.parse.data import Item, load_labels, load_rgb, save_labels
+from fairsplat.parse.metrics import confusion, pooled, summarise
+from fairsplat.parse.plots import colourise, grid, save_png
+
+S, I32, F64 = pa.string(), pa.int32(), pa.float64()
+MANIFEST_SCHEMA = pa.schema([
+    ("image_id", S), ("split", S), ("fitzpatrick", S), ("type_source", S), ("crop_path", S), ("mask_path", S),
+    ("height", I32), ("width", I32), ("foreground", F64), ("backend", S),
+])  # fmt: skip
+REJECTS_SCHEMA = pa.schema([("image_id", S), ("split", S), ("fitzpatrick", S), ("reason", S), ("detail", S)])
+
+
+def write_table(rows: list[dict], schema: pa.Schema, path: Path) -> None:
+    with atomic_path(path, suffix=".parquet") as tmp:
+        pq.write_table(pa.Table.from_pylist(rows, schema=schema), tmp)
+
+
+def _reject(it: Item, reason: str, detail: str) -> dict:
+    return {"image_id": it.image_id, "split": it.split, "fitzpatrick": it.fitzpatrick, "reason": reason, "detail": detail}
+
+
+def _load(items: Sequence[Item]) -> tuple[list[Item], list[np.ndarray], list[dict]]:
+    ok, images, rejects = [], [], []
+    for it in items:
+        try:
+            images.append(load_rgb(it.crop))
+            ok.append(it)
+        except (OSError, ValueError) as err:
+            rejects.append(_reject(it, "bad_image", f"{it.crop.name}: {err}"[:200]))
+    return ok, images, rejects
+
+
+def parse_all(
+    items: Sequence[Item],
+    backend: Backend,
+    out: Path,
+    curated: Path,
+    min_foreground: float = 0.05,
+    batch_size: int = 16,
+    progress: bool = True,
+) -> tuple[list[dict], list[dict], dict]:
+    """Parse every item into ``out/masks``; -> (manifest rows, reject rows, metrics)."""
+    rows: list[dict] = []
+    rejects: list[dict] = []
+    scored: list[tuple[str | None, np.ndarray]] = []
+    t0 = time.perf_counter()
+    bar = tqdm(range(0, len(items), batch_size), desc=f"parse[{backend.name}]", unit="batch", disable=not progress)
+    for start in bar:
+        ok, images, bad = _load(items[start : start + batch_size])
+        rejects += bad
+        by_shape: dict[tuple, list[int]] = {}
+        for k, im in enumerate(images):  # network backends batch one size at a time
+            by_shape.setdefault(im.shape, []).append(k)
+        for idx in by_shape.values():
+            for k, res in zip(idx, backend.parse([ok[k] for k in idx], [images[k] for k in idx])):
+                it, img = ok[k], images[k]
+                if res.labels is None:
+                    rejects.append(_reject(it, res.reason, res.detail))
+                    continue
+                fg = float((res.labels != LABEL["background"]).mean())
+                if fg < min_foreground:
+                    rejects.append(_reject(it, "no_face", f"foreground {fg:.4f} < min-foreground {min_foreground}"))
+                    continue
+                save_labels(out / "masks" / f"{it.stem}.png", res.labels)
+                rows.append({
+                    "image_id": it.image_id, "split": it.split, "fitzpatrick": it.fitzpatrick,
+                    "type_source": it.type_source, "crop_path": str(it.crop.relative_to(curated)),
+                    "mask_path": f"masks/{it.stem}.png", "height": img.shape[0], "width": img.shape[1],
+                    "foreground": round(fg, 6), "backend": backend.name,
+                })  # fmt: skip
+                if backend.name != "ground_truth" and it.mask is not None and it.mask.exists():
+                    gt = load_labels(it.mask)
+                    if gt.shape == res.labels.shape:
+                        scored.append((it.fitzpatrick, confusion(gt, res.labels)))
+    seconds = time.perf_counter() - t0
+    return rows, rejects, parse_metrics(items, rows, rejects, scored, backend.name, seconds)
+
+
+def parse_metrics(items, rows, rejects, scored, backend: str, seconds: float) -> dict:
+    """Counts per type and reason; mIoU against the curated label maps where they exist."""
+    assert len(rows) + len(rejects) == len(items), (len(rows), len(rejects), len(items))
+    acc, rej = Counter(r["fitzpatrick"] for r in rows), Counter(r["fitzpatrick"] for r in rejects)
+    scores = summarise(*pooled(scored)) if scored else None
+    per = {}
+    for t in FITZPATRICK:
+        if acc[t] or rej[t]:
+            per[t] = {"accepted": acc[t], "rejected": rej[t]}
+            if scores and t in scores["per_fitzpatrick"]:
+                per[t]["miou_vs_labels"] = scores["per_fitzpatrick"][t]["miou"]
+    return {
+        "backend": backend,
+        "total": len(items),
+        "accepted": len(rows),
+        "rejected": len(rejects),
+        "rejected_by_reason": dict(sorted(Counter(r["reason"] for r in rejects).items())),
+        "scored_images": len(scored),
+        "miou_vs_labels": scores["miou"] if scores else None,
+        "miou_vs_labels_gap": scores["miou_gap"] if scores else None,
+        "ms_per_image": round(1e3 * seconds / max(1, len(items)), 2),
+        "per_fitzpatrick": per,
+    }
+
+
+def write_plot(rows: list[dict], out: Path, curated: Path, plot_path: Path, n: int = 8) -> None:
+    """Crops next to their masks, up to ``n`` (one per type first, for a spread of tones)."""
+    picked, seen = [], set()
+    for r in rows:
+        if r["fitzpatrick"] not in seen:
+            picked.append(r)
+            seen.add(r["fitzpatrick"])
+    picked += [r for r in rows if r not in picked][: max(0, n - len(picked))]
+    panels = []
+    for r in picked[:n]:
+        crop = load_rgb(curated / r["crop_path"])
+        panels.append([crop, colourise(load_labels(out / r["mask_path"]))])
+    if panels:
+        save_png(grid(panels, headers=("crop", "mask")), plot_path)

@@ -1,0 +1,97 @@
+"""Smoke test of stage ``degrade`` on tiny params: pairs, manifest, rejects, determinism, metrics.
+
+Inputs: a tiny curate-like directory with two bad crops (``add_bad_inputs``),
+parsed by stage ``parse`` with the ground-truth backend; then one accepted
+mask is deleted and one replaced by a wrong-size map, so degrade itself must
+reject with ``no_mask`` and ``mask_size_mismatch``.
+"""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+import yaml
+from PIL import Image
+from typer.testing import CliRunner
+
+from fairsplat.degrade.report import ordered, region_means
+from fairsplat.degrade.run import REGIONS
+from fairsplat.degrade.synthetic import add_bad_inputs, fake_curated
+
+K = 2
+
+
+def _run(module: str, root: Path, params: dict, *args: str) -> dict:
+    import importlib
+
+    (root / "params.yaml").write_text(yaml.safe_dump(params))
+    app = importlib.import_module(f"stages.{module}").app
+    res = CliRunner().invoke(app, [*args, "--params", str(root / "params.yaml"), "--metrics-dir",
+                                   str(root / "metrics"), "--no-progress"])  # fmt: skip
+    assert res.exit_code == 0, (res.output, res.exception)
+    return json.loads((root / "metrics" / f"{module}.json").read_text())
+
+
+@pytest.fixture(scope="module")
+def inputs(tmp_path_factory):
+    root = tmp_path_factory.mktemp("degrade")
+    fake_curated(root / "curated", per_type=2, frames=1, size=64)
+    add_bad_inputs(root / "curated")
+    _run("parse", root, {"parse": {"backend": "ground_truth"}}, "--curated", str(root / "curated"),
+         "--out", str(root / "parsed"), "--plots", str(root / "plots_parse"))  # fmt: skip
+    masks = sorted((root / "parsed" / "masks").glob("*.png"))
+    masks[0].unlink()  # parse said it made it, the file is gone
+    Image.fromarray(np.ones((40, 64), np.uint8), mode="L").save(masks[1])  # wrong size
+    return root, masks[0].stem, masks[1].stem
+
+
+def _degrade(root: Path, out: str, workers: int) -> dict:
+    params = {"degrade": {"k": K, "workers": workers, "seed": 1}}
+    return _run("degrade", root, params, "--curated", str(root / "curated"), "--parsed", str(root / "parsed"),
+                "--out", str(root / out), "--plots", str(root / f"plots_{out}"))  # fmt: skip
+
+
+def test_degrade_stage(inputs):
+    root, gone, wrong = inputs
+    m = _degrade(root, "pairs", workers=1)
+    assert m["images_total"] == 14 and m["images_accepted"] + m["images_rejected"] == 14
+    assert m["images_accepted"] == 10 and m["pairs"] == K * 10 and m["pairs_measured"] == K * 10
+    assert m["rejected_by_reason"] == {"mask_size_mismatch": 1, "no_mask": 3}
+    rej = {r["image_id"]: r for r in pq.read_table(root / "pairs" / "rejects.parquet").to_pylist()}
+    assert rej["nomask"]["reason"] == "no_mask" and rej["nomask"]["detail"].startswith("parse: no_mask")
+    assert rej["small"]["reason"] == "no_mask" and "mask_size_mismatch" in rej["small"]["detail"]
+    assert rej[gone]["reason"] == "no_mask" and rej[wrong]["reason"] == "mask_size_mismatch"
+
+    man = pq.read_table(root / "pairs" / "manifest.parquet").to_pylist()
+    assert len(man) == K * 10 and sorted({r["pair_index"] for r in man}) == list(range(K))
+    for r in man[:4]:
+        for key in ("clean_path", "degraded_path", "mask_path"):
+            assert (root / "pairs" / r[key]).exists()
+        rec = json.loads(r["record"])
+        assert [s["name"] for s in rec["steps"]] == r["steps"] and len(r["steps"]) >= 3
+        clean = np.asarray(Image.open(root / "pairs" / r["clean_path"]))
+        deg = np.asarray(Image.open(root / "pairs" / r["degraded_path"]))
+        assert clean.shape == deg.shape and not np.array_equal(clean, deg)
+    assert set(m["damage_mad"]) == set(REGIONS) and set(m["per_fitzpatrick"]) == {"I", "II", "III", "IV", "V", "VI"}
+    assert sum(v["pairs"] for v in m["per_fitzpatrick"].values()) == m["pairs"]
+    assert (root / "plots_pairs" / "pairs.png").exists() and (root / "plots_pairs" / "damage.csv").exists()
+
+
+def test_degrade_stage_output_does_not_depend_on_workers(inputs):
+    root, _, _ = inputs
+    _degrade(root, "pairs_w1", workers=1)
+    _degrade(root, "pairs_w2", workers=2)
+    a = pq.read_table(root / "pairs_w1" / "manifest.parquet").to_pylist()
+    b = pq.read_table(root / "pairs_w2" / "manifest.parquet").to_pylist()
+    assert a == b
+    for r in a:
+        assert (root / "pairs_w1" / r["degraded_path"]).read_bytes() == (root / "pairs_w2" / r["degraded_path"]).read_bytes()
+
+
+def test_damage_summaries():
+    rows = [{f"mad_{r}": v for r, v in zip(REGIONS, (5, 4, 3, 2, 1))}, {f"mad_{r}": None for r in REGIONS}]
+    means = region_means(rows, "mad")
+    assert means == dict(zip(REGIONS, (5.0, 4.0, 3.0, 2.0, 1.0))) and ordered(means) is True
+    assert ordered({**means, "hair": 4.5}) is False and ordered({**means, "nose": None}) is None

@@ -1,0 +1,223 @@
+"""Parsing: metrics against slow references, the three backends, the smp checkpoint, training.
+
+Backends are tested through the ``BACKENDS`` registry; the Segformer backend
+with a tiny random Segformer saved to tmp_path (no pretrained weights exist
+here), whose classifier is rigged so the mapping of its label ids to ours is
+checked exactly.
+"""
+
+import socket
+
+import numpy as np
+import pytest
+import torch
+
+from fairsplat.degrade.synthetic import fake_curated
+from fairsplat.labels import CELEBAMASK_CLASSES, LABEL, NUM_CLASSES
+from fairsplat.models.parser import Parser, ParserConfig, load_encoder_weights, load_parser, save_parser
+from fairsplat.parse.backends import BACKENDS, Options
+from fairsplat.parse.data import FLIP_LUT, LabelledCrops, load_rgb, read_items
+from fairsplat.parse.metrics import confusion, confusion_reference, iou_per_class, miou, summarise
+from fairsplat.parse.segformer import label_lut
+from fairsplat.parse.train import TrainConfig, evaluate, fit, lr_at
+
+TINY = ParserConfig(encoder="resnet18", size=64, decoder_channels=(32, 16, 16, 8, 8))
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """One torch thread: these nets are tiny, and on a shared 2-core box threads only contend."""
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)
+
+
+# --- metrics ------------------------------------------------------------------------------
+
+
+def test_confusion_matches_reference():
+    rng = np.random.default_rng(0)
+    gt, pred = rng.integers(0, NUM_CLASSES, (2, 7, 9)), rng.integers(0, NUM_CLASSES, (2, 7, 9))
+    np.testing.assert_array_equal(confusion(gt, pred), confusion_reference(gt, pred))
+
+
+def test_iou_values_by_hand():
+    gt = np.array([[0, 0, 1, 1], [0, 0, 1, 1]])
+    pred = np.array([[0, 1, 1, 1], [0, 0, 1, 2]])
+    iou = iou_per_class(confusion(gt, pred, 3))
+    # class 0: TP 3, FP 0, FN 1 -> 3/4; class 1: TP 3, FP 1, FN 1 -> 3/5; class 2 absent from gt -> NaN
+    np.testing.assert_allclose(iou[:2], [0.75, 0.6])
+    assert np.isnan(iou[2])
+    assert miou(confusion(gt, pred, 3)) == pytest.approx(0.675)
+
+
+def test_summarise_gap_and_absent_types():
+    perfect = confusion(np.array([0, 1, 1]), np.array([0, 1, 1]))
+    half = confusion(np.array([0, 1]), np.array([0, 0]))  # bg IoU 1/2, skin 0
+    s = summarise(perfect + half, {"I": perfect, "VI": half})
+    assert s["per_fitzpatrick"]["I"]["miou"] == 1.0 and s["per_fitzpatrick"]["VI"]["miou"] == 0.25
+    assert s["miou_gap"] == 0.75 and set(s["per_fitzpatrick"]) == {"I", "VI"}
+
+
+def test_flip_lut_swaps_sides_and_is_an_involution():
+    assert FLIP_LUT[LABEL["l_eye"]] == LABEL["r_eye"] and FLIP_LUT[LABEL["nose"]] == LABEL["nose"]
+    np.testing.assert_array_equal(FLIP_LUT[FLIP_LUT], np.arange(256))
+
+
+def test_lr_schedule():
+    assert lr_at(0, 100, 10) == pytest.approx(0.1) and lr_at(9, 100, 10) == pytest.approx(1.0)
+    assert lr_at(10, 100, 10) == pytest.approx(1.0) and lr_at(100, 100, 10) == pytest.approx(0.0)
+
+
+# --- backends -----------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def curated(tmp_path_factory):
+    root = tmp_path_factory.mktemp("curated")
+    fake_curated(root, per_type=2, frames=1, size=64)
+    return root
+
+
+def test_ground_truth_backend_returns_labels_and_reasons(curated, tmp_path):
+    items = read_items(curated)
+    images = [load_rgb(it.crop) for it in items]
+    res = BACKENDS["ground_truth"](Options()).parse(items, images)
+    assert all(r.labels is not None and r.labels.shape == (64, 64) for r in res)
+    # no map, missing file, wrong size, ids out of range
+    from dataclasses import replace
+
+    from PIL import Image
+
+    Image.fromarray(np.ones((32, 32), np.uint8), mode="L").save(tmp_path / "small.png")
+    Image.fromarray(np.full((64, 64), 40, np.uint8), mode="L").save(tmp_path / "bad.png")
+    odd = [replace(items[0], mask=None), replace(items[0], mask=tmp_path / "gone.png"),
+           replace(items[0], mask=tmp_path / "small.png"), replace(items[0], mask=tmp_path / "bad.png")]  # fmt: skip
+    reasons = [r.reason for r in BACKENDS["ground_truth"](Options()).parse(odd, images[:4])]
+    assert reasons == ["no_mask", "no_mask", "mask_size_mismatch", "bad_labels"]
+
+
+def test_label_lut_maps_names_and_refuses_unknown():
+    lut = label_lut({0: "Background", 1: "Left Eye", 2: "upper-lip", 3: "hair"})
+    assert lut.tolist() == [LABEL["background"], LABEL["l_eye"], LABEL["u_lip"], LABEL["hair"]]
+    assert label_lut({str(i): n for i, n in enumerate(CELEBAMASK_CLASSES)}).tolist() == list(range(NUM_CLASSES))
+    with pytest.raises(ValueError, match="tongue"):
+        label_lut({0: "background", 1: "tongue"})
+    assert label_lut({0: "background", 1: "tongue"}, {"tongue": "mouth"}).tolist() == [0, LABEL["mouth"]]
+    with pytest.raises(ValueError, match="not CelebAMask-HQ"):
+        label_lut({0: "background"}, {"x": "lips"})
+
+
+@pytest.fixture(scope="module")
+def tiny_segformer(tmp_path_factory):
+    """A random 4-class Segformer whose classifier always picks class 2 ("Right Eye")."""
+    from transformers import SegformerConfig, SegformerForSemanticSegmentation
+
+    names = {0: "Skin", 1: "background", 2: "Right Eye", 3: "Lower Lip"}
+    cfg = SegformerConfig(
+        num_labels=4, id2label=names, label2id={v: k for k, v in names.items()}, depths=[1, 1, 1, 1],
+        hidden_sizes=[8, 16, 16, 16], decoder_hidden_size=16, num_attention_heads=[1, 1, 1, 1],
+    )  # fmt: skip
+    torch.manual_seed(0)
+    model = SegformerForSemanticSegmentation(cfg)
+    with torch.no_grad():
+        model.decode_head.classifier.weight.zero_()
+        model.decode_head.classifier.bias.copy_(torch.tensor([0.0, 0.0, 5.0, 0.0]))
+    path = tmp_path_factory.mktemp("segformer")
+    model.save_pretrained(path)
+    (path / "preprocessor_config.json").write_text('{"size": {"height": 64, "width": 64}}')
+    return path
+
+
+def test_segformer_backend_maps_ids(curated, tiny_segformer):
+    items = read_items(curated)[:3]
+    images = [load_rgb(it.crop) for it in items]
+    backend = BACKENDS["segformer"](Options(segformer_path=tiny_segformer, batch_size=2))
+    assert backend.input_size == (64, 64)
+    res = backend.parse(items, images)
+    assert len(res) == 3
+    for r in res:
+        assert r.labels.shape == (64, 64) and r.labels.dtype == np.uint8
+        assert (r.labels == LABEL["r_eye"]).all()  # model id 2 -> our r_eye (5)
+
+
+def test_segformer_backend_needs_a_local_dir(tmp_path):
+    with pytest.raises(FileNotFoundError, match="config.json"):
+        BACKENDS["segformer"](Options(segformer_path=tmp_path))
+
+
+# --- the smp parser -------------------------------------------------------------------------
+
+
+def test_building_the_parser_never_touches_the_network(monkeypatch):
+    def refuse(*a, **k):
+        raise AssertionError("network access attempted")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket, "create_connection", refuse)
+    for enc in ("resnet18", "tu-mobilenetv3_small_100"):
+        Parser(ParserConfig(encoder=enc, size=64, decoder_channels=(32, 16, 16, 8, 8)))
+
+
+def test_checkpoint_round_trip_and_backend(tmp_path, curated):
+    torch.manual_seed(0)
+    model = Parser(TINY).eval()
+    save_parser(tmp_path, model, TINY)
+    again = load_parser(tmp_path)
+    x = torch.rand(2, 3, 64, 64)
+    with torch.no_grad():
+        torch.testing.assert_close(model(x), again(x), rtol=0, atol=0)
+    assert again.cfg == TINY
+    items = read_items(curated)[:2]
+    res = BACKENDS["trained"](Options(model_dir=tmp_path)).parse(items, [load_rgb(it.crop) for it in items])
+    with torch.no_grad():
+        logits = again(torch.from_numpy(np.stack([load_rgb(it.crop) for it in items])).permute(0, 3, 1, 2) / 255.0)
+    np.testing.assert_array_equal(np.stack([r.labels for r in res]), logits.argmax(1).numpy())
+
+
+def test_encoder_weights_load_from_a_local_file(tmp_path):
+    from safetensors.torch import save_file
+
+    src = Parser(TINY)
+    save_file({f"encoder.{k}": v.contiguous() for k, v in src.net.encoder.state_dict().items()}, tmp_path / "enc.safetensors")
+    dst = Parser(TINY)
+    info = load_encoder_weights(dst, tmp_path / "enc.safetensors")
+    assert info["matched"] == info["encoder_tensors"]
+    torch.testing.assert_close(dst.net.encoder.conv1.weight, src.net.encoder.conv1.weight)
+    save_file({"unrelated": torch.zeros(3)}, tmp_path / "bad.safetensors")
+    with pytest.raises(ValueError, match="encoder tensors match"):
+        load_encoder_weights(dst, tmp_path / "bad.safetensors")
+
+
+def test_dataset_flip_swaps_labels(curated):
+    items = [it for it in read_items(curated) if it.mask is not None][:1]
+    plain, flipped = LabelledCrops(items, 64), LabelledCrops(items, 64, flip=True)
+    x0, y0 = plain[0]
+    for epoch in range(8):  # some epoch flips it (p = 0.5 each)
+        flipped.epoch = epoch
+        x1, y1 = flipped[0]
+        if not torch.equal(x0, x1):
+            break
+    torch.testing.assert_close(x1, x0.flip(-1))
+    assert torch.equal(y1, torch.from_numpy(FLIP_LUT[y0.flip(-1).numpy()]).long())
+
+
+def test_training_learns_on_a_tiny_set(tmp_path):
+    """Loss falls and held-out mIoU and pixel accuracy beat the majority-class predictor by a margin."""
+    from fairsplat.parse.data import load_labels
+
+    root = tmp_path / "c"
+    fake_curated(root, per_type=2, frames=2, size=64)
+    items = read_items(root)
+    cfg = TrainConfig(model=TINY, epochs=12, batch_size=8, lr=3e-3, eval_every=0, colour_jitter=0.1)
+    model, out = fit(items, cfg, progress=False)
+    m = out["metrics"]
+    assert m["train_images"] == 12 and m["heldout_images"] == 12
+    assert m["final_loss"] < 0.7 * m["first_epoch_loss"], m
+    gt = np.stack([load_labels(it.mask) for it in items if it.split == "test"])
+    majority = confusion(gt, np.zeros_like(gt))  # everything background: the most frequent class
+    base_miou, base_acc = miou(majority), np.trace(majority) / majority.sum()
+    assert m["miou"] > 2.0 * base_miou, (m["miou"], base_miou)
+    assert m["pixel_accuracy"] > base_acc + 0.05, (m["pixel_accuracy"], base_acc)
+    assert set(m["per_fitzpatrick"]) == {"I", "II", "III", "IV", "V", "VI"}

@@ -1,0 +1,157 @@
+"""Smoke tests of stages ``train_parser`` and ``parse`` on tiny params, and their params validation.
+
+The stages run through their Typer apps (CliRunner) into tmp_path, on a tiny
+curate-like directory (``synthetic.fake_curated``) to which two bad inputs are
+added: a crop with no label map and a crop whose label map has the wrong size.
+"""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+import torch
+import yaml
+from PIL import Image
+from typer.testing import CliRunner
+
+import fairsplat.sections  # noqa: F401
+from fairsplat.config import ParamsError, load_section, parse_section
+from fairsplat.degrade.synthetic import add_bad_inputs, fake_curated
+from fairsplat.sections.degrade import DegradeSection
+from fairsplat.sections.parse import ParseParams
+from fairsplat.sections.train_parser import TrainParserParams
+
+REPO = Path(__file__).resolve().parents[1]
+TINY = {
+    "train_parser": {"size": 64, "epochs": 2, "batch-size": 8, "decoder-channels": [32, 16, 16, 8, 8],
+                     "threads": 1, "eval-every": 1},
+    "parse": {"backend": "trained", "min-foreground": 0.0},
+}  # fmt: skip
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)
+
+
+@pytest.fixture(scope="module")
+def work(tmp_path_factory):
+    root = tmp_path_factory.mktemp("stages")
+    fake_curated(root / "curated", per_type=2, frames=1, size=64)
+    add_bad_inputs(root / "curated")
+    return root
+
+
+def _params(root: Path, **override) -> Path:
+    p = {k: dict(v) for k, v in TINY.items()}
+    for sec, kv in override.items():
+        p.setdefault(sec, {}).update(kv)
+    path = root / "params.yaml"
+    path.write_text(yaml.safe_dump(p))
+    return path
+
+
+def _run(module: str, root: Path, *args: str):
+    import importlib
+
+    app = importlib.import_module(f"stages.{module}").app
+    res = CliRunner().invoke(app, [*args, "--params", str(root / "params.yaml"), "--metrics-dir",
+                                   str(root / "metrics"), "--no-progress"])  # fmt: skip
+    assert res.exit_code == 0, (res.output, res.exception)
+    return json.loads((root / "metrics" / f"{module}.json").read_text())
+
+
+def test_train_parser_then_parse(work):
+    _params(work)
+    m = _run("train_parser", work, "--curated", str(work / "curated"), "--out", str(work / "parser"),
+             "--plots", str(work / "plots_tp"))  # fmt: skip
+    assert (work / "parser" / "model.safetensors").exists() and (work / "parser" / "config.json").exists()
+    assert m["train_images"] == 6 and m["heldout_images"] == 6  # the wrong-size crop cannot be scored
+    assert m["miou_floor"] == 0.80 and isinstance(m["meets_miou_floor"], bool) and 0 <= m["miou"] <= 1
+    assert set(m["per_fitzpatrick"]) <= {"I", "II", "III", "IV", "V", "VI"} and m["per_class_iou"]
+    assert list((work / "plots_tp").rglob("*.tsv")), "dvclive wrote no training curves"
+    cfg = json.loads((work / "parser" / "config.json").read_text())
+    assert cfg["training"]["status"] == "trained" and cfg["size"] == 64
+
+    m = _run("parse", work, "--curated", str(work / "curated"), "--model", str(work / "parser"),
+             "--out", str(work / "parsed_net"), "--plots", str(work / "plots_p"))  # fmt: skip
+    assert m["total"] == 14 and m["accepted"] + m["rejected"] == m["total"]
+    assert m["accepted"] == 14  # a network labels every readable crop (min-foreground 0 here)
+    assert m["scored_images"] == 12 and m["miou_vs_labels"] is not None
+    assert (work / "plots_p" / "masks.png").exists()
+
+
+def test_parse_ground_truth_rejects_bad_inputs_with_reasons(work):
+    _params(work, parse={"backend": "ground_truth"})
+    out = work / "parsed_gt"
+    m = _run("parse", work, "--curated", str(work / "curated"), "--out", str(out), "--plots", str(work / "plots_gt"))
+    assert m["total"] == 14 and m["accepted"] == 12 and m["rejected"] == 2
+    assert m["rejected_by_reason"] == {"mask_size_mismatch": 1, "no_mask": 1}
+    rej = {r["image_id"]: r["reason"] for r in pq.read_table(out / "rejects.parquet").to_pylist()}
+    assert rej == {"nomask": "no_mask", "small": "mask_size_mismatch"}
+    man = pq.read_table(out / "manifest.parquet").to_pylist()
+    assert len(man) == 12 and all((out / r["mask_path"]).exists() for r in man)
+    a = np.asarray(Image.open(out / man[0]["mask_path"]))
+    b = np.asarray(Image.open(work / "curated" / "labels" / Path(man[0]["mask_path"]).name))
+    np.testing.assert_array_equal(a, b)
+
+
+def test_train_parser_without_labels_writes_null_metrics(tmp_path):
+    fake_curated(tmp_path / "curated", per_type=1, frames=1, size=64)
+    t = pq.read_table(tmp_path / "curated" / "manifest.parquet").to_pylist()
+    pq.write_table(pa.Table.from_pylist([{**r, "mask_path": None} for r in t]), tmp_path / "curated" / "manifest.parquet")
+    _params(tmp_path)
+    m = _run("train_parser", tmp_path, "--curated", str(tmp_path / "curated"), "--out", str(tmp_path / "p"),
+             "--plots", str(tmp_path / "pl"))  # fmt: skip
+    assert m["miou"] is None and m["status"] == "no_labelled_data" and m["meets_miou_floor"] is False
+    from fairsplat.models.parser import load_parser
+
+    with pytest.raises(FileNotFoundError, match="no_labelled_data"):
+        load_parser(tmp_path / "p")
+
+
+# --- params -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["train_parser", "parse", "degrade"])
+def test_repo_params_sections_validate(name):
+    load_section(name, REPO / "params.yaml")
+
+
+@pytest.mark.parametrize(
+    "name,model,raw,needle",
+    [
+        ("train_parser", TrainParserParams, {"arch": "Unett"}, "train_parser.arch"),
+        ("train_parser", TrainParserParams, {"epochs": 0}, "train_parser.epochs"),
+        ("train_parser", TrainParserParams, {"decoder-channels": [8, 8]}, "decoder-channels"),
+        ("train_parser", TrainParserParams, {"eval-splits": ["train"]}, "eval-splits"),
+        ("train_parser", TrainParserParams, {"lrr": 0.1}, "train_parser.lrr"),
+        ("parse", ParseParams, {"backend": "dlib"}, "parse.backend"),
+        ("parse", ParseParams, {"backend": "segformer"}, "segformer-path"),
+        ("degrade", DegradeSection, {"k": 0}, "degrade.k"),
+        ("degrade", DegradeSection, {"strengths": {"mouth": 1.5}}, "degrade.strengths.mouth"),
+        ("degrade", DegradeSection, {"mask": {"blobs": [5, 2]}}, "mask: MaskParams.blobs"),
+        ("degrade", DegradeSection, {"steps": {"region-blur": {"sigma": [2.0, 1.0]}}}, "steps.region-blur"),
+        ("degrade", DegradeSection, {"steps": {"region-blur": {"sgima": [1.0, 2.0]}}}, "steps.region-blur.sgima"),
+        ("degrade", DegradeSection, {"steps": {"blurr": {}}}, "steps.blurr: unknown"),
+        ("degrade", DegradeSection, {"augmentations": {"noise-boost": {"prob": 2.0}}}, "augmentations.noise-boost"),
+    ],
+)
+def test_bad_values_name_the_key(name, model, raw, needle):
+    with pytest.raises(ParamsError, match=needle.replace(".", r"\.")):
+        parse_section(name, raw, model)
+
+
+def test_degrade_section_builds_the_pipeline_params():
+    s = parse_section("degrade", {"strengths": {"mouth": 0.95}, "steps": {"region-blur": {"prob": 0.5}},
+                                  "augmentations": {"noise-boost": {"sigma": [4.0, 6.0]}}}, DegradeSection)  # fmt: skip
+    p = s.pipeline_params()
+    assert p.strengths.mouth == 0.95 and p.strengths.skin == 0.4
+    assert p.steps["region_blur"].prob == 0.5 and p.steps["region_blur"].sigma == (0.8, 2.5)
+    assert p.augmentations["noise_boost"].sigma == (4.0, 6.0) and p.augmentations["noise_boost"].prob == 0.15
