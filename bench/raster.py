@@ -1,19 +1,29 @@
-"""Rasteriser timings on a head-like scene: forward, and forward + backward.
+"""Rasteriser timings on head-like scenes: forward, and forward + backward.
 
 Run (CPU, the 2-core floor check):
     .venv/bin/python -m bench.raster                       # torch backend, 5K/20K/60K x 128/256/512
     .venv/bin/python -m bench.raster --gaussians 20000 --sizes 256 --repeats 20
-    .venv/bin/python -m bench.raster --backends torch torch-vectorised --gaussians 5000 --sizes 128
+    .venv/bin/python -m bench.raster --backends torch torch-vectorised --scenes ellipsoid uvhead
+    .venv/bin/python -m bench.raster --backends torch torch-vectorised dense --gaussians 2000 --sizes 64
 
 Prints one JSON object per line: backend, gaussians, size, fwd_ms, fwdbwd_ms (medians
-after warm-up; numba JIT compile happens in the warm-up), the number of tile
-intersections, and others_cpu: how many cores *other* processes used while we
+after warm-up; numba JIT compile happens in the warm-up), then scene, the number of
+tile intersections, coverage (mean alpha), load1 (the 1-minute load average when
+the row started) and others_cpu: how many cores *other* processes used while we
 timed (from /proc/stat). On a shared 2-core machine that number matters: under
 load, torch's spinning OpenMP barriers turn a 2x slowdown into 5-10x, so a
-timing taken while others_cpu > --max-others is retried after a pause. The scene is Gaussians on a head-sized
-ellipsoid (semi-axes 0.09 x 0.12 x 0.10 m) with flat, surface-aligned scales of
-about the point spacing, seen from 0.6 m with a 20 degree FOV so the head fills
-most of the frame: the overlap an avatar renderer actually meets.
+timing taken while others_cpu > --max-others is retried after a pause.
+
+Scenes (both frontal, the head filling most of a square frame):
+- ``ellipsoid``: Gaussians on a head-sized ellipsoid (semi-axes 0.09 x 0.12 x
+  0.10 m) with flat, surface-aligned scales of about the point spacing, seen
+  from 0.6 m with a 20 degree FOV.
+- ``uvhead``: the procedural FLAME-format head with the UV-grid binding (seed
+  003) at the resolution that gives about the requested count (so
+  ``gaussians`` is the actual count): eyeballs, mouth interior, ears and hair
+  add the overlap an avatar renderer actually meets.
+Slow paths (``torch-vectorised``, ``dense``) use --slow-repeats; ``dense`` rows
+beyond its size guard are skipped (noted on stderr).
 """
 
 from __future__ import annotations
@@ -23,11 +33,12 @@ import json
 import math
 import os
 import statistics
+import sys
 import time
 
 import torch
 
-from fairsplat.splat import camera, raster
+from fairsplat.splat import camera, dense, raster
 
 SEMI_AXES = (0.09, 0.12, 0.10)
 DISTANCE, FOV_DEG = 0.6, 20.0
@@ -36,7 +47,9 @@ BACKENDS = {
     "torch-numba": raster.COMPOSITORS["numba"],
     "torch-vectorised": raster.COMPOSITORS["torch"],
     "gsplat": raster.BACKENDS["gsplat"],
+    "dense": raster.BACKENDS["dense"],
 }
+SLOW = ("torch-vectorised", "dense")
 
 
 def head_scene(n: int, seed: int = 0, device: str = "cpu") -> dict:
@@ -66,6 +79,44 @@ def head_camera(size: int, device: str = "cpu") -> tuple[torch.Tensor, torch.Ten
     view = camera.look_at((0.0, 0.0, DISTANCE), (0.0, 0.0, 0.0))[None]
     K = camera.intrinsics(size, size, fov_deg=FOV_DEG)[None]
     return view.to(device), K.to(device)
+
+
+def uv_head_scene(n: int, size: int, seed: int = 0, device: str = "cpu") -> tuple[dict, torch.Tensor, torch.Tensor]:
+    """The procedural head, UV-bound at the resolution giving ~n Gaussians, and a frontal camera."""
+    from fairsplat.head.procedural import build_procedural_head
+    from fairsplat.splat.binding import bind_to_world, uv_grid_binding
+
+    head = _procedural_head(build_procedural_head)
+    probe = len(uv_grid_binding(head, resolution=128))
+    binding = uv_grid_binding(head, resolution=max(8, round(128 * math.sqrt(n / probe))))
+    verts = torch.as_tensor(head.v_template)[None]
+    means, quats, scales = (t[0] for t in bind_to_world(binding, verts, torch.as_tensor(head.faces)))
+    g = torch.Generator().manual_seed(seed)
+    m = len(binding)
+    scene = {"means": means, "quats": quats, "scales": scales, "opacities": 0.6 + 0.4 * torch.rand(m, generator=g),
+             "colors": torch.rand(m, 3, generator=g)}  # fmt: skip
+    lo, hi = verts[0].min(0).values, verts[0].max(0).values
+    centre = 0.5 * (lo + hi)
+    distance = 0.55 * float((hi - lo)[:2].max()) / math.tan(math.radians(FOV_DEG / 2))  # head height ~ 90% of frame
+    view = camera.look_at(centre + torch.tensor([0.0, 0.0, distance]), centre)[None]
+    K = camera.intrinsics(size, size, fov_deg=FOV_DEG)[None]
+    return {k: v.to(device) for k, v in scene.items()}, view.to(device), K.to(device)
+
+
+_HEAD_CACHE: dict = {}
+
+
+def _procedural_head(build):  # noqa: ANN001, ANN202
+    if "head" not in _HEAD_CACHE:
+        _HEAD_CACHE["head"] = build()
+    return _HEAD_CACHE["head"]
+
+
+def make_scene(name: str, n: int, size: int, device: str = "cpu") -> tuple[dict, torch.Tensor, torch.Tensor]:
+    if name == "uvhead":
+        return uv_head_scene(n, size, device=device)
+    view, K = head_camera(size, device)
+    return head_scene(n, device=device), view, K
 
 
 def _sync(device: str) -> None:
@@ -114,11 +165,17 @@ def _time_quiet(fn, repeats: int, warmup: int, device: str, max_others: float, t
     return best
 
 
-def bench_one(backend: str, n: int, size: int, repeats: int, warmup: int, device: str, max_others: float) -> dict:
-    scene = head_scene(n, device=device)
-    view, K = head_camera(size, device)
+def bench_one(backend: str, scene_name: str, n: int, size: int, args: argparse.Namespace) -> dict | None:
+    device = args.device
+    scene, view, K = make_scene(scene_name, n, size, device)
+    n = scene["means"].shape[0]
+    if backend == "dense" and n * size * size > dense.MAX_WORK:
+        print(f"skip dense {scene_name} {n} x {size}px: above dense.MAX_WORK", file=sys.stderr)
+        return None
     render = BACKENDS[backend]
-    weights = torch.rand(1, size, size, 3, device=device)  # a fixed, non-trivial loss
+    repeats, warmup = (args.slow_repeats, 1) if backend in SLOW else (args.repeats, args.warmup)
+    weights = torch.rand(1, size, size, 3, device=device, generator=torch.Generator(device).manual_seed(0))
+    load1 = os.getloadavg()[0]
 
     def fwd() -> None:
         with torch.no_grad():
@@ -132,22 +189,25 @@ def bench_one(backend: str, n: int, size: int, repeats: int, warmup: int, device
 
     with torch.no_grad():
         _, alpha, meta = render(*scene.values(), view, K, size, size)
-    fwd_ms, others_f = _time_quiet(fwd, repeats, warmup, device, max_others)
-    fwdbwd_ms, others_b = _time_quiet(fwdbwd, repeats, warmup, device, max_others)
+    tries = 2 if backend in SLOW else 6  # a slow path under load is slow anyway: do not wait minutes for quiet
+    fwd_ms, others_f = _time_quiet(fwd, repeats, warmup, device, args.max_others, tries)
+    fwdbwd_ms, others_b = _time_quiet(fwdbwd, repeats, warmup, device, args.max_others, tries)
     return {
         "backend": backend, "gaussians": n, "size": size, "fwd_ms": round(fwd_ms, 2), "fwdbwd_ms": round(fwdbwd_ms, 2),
-        "intersections": int(meta["flatten_ids"].numel()) if "flatten_ids" in meta else None,
-        "coverage": round(float(alpha.mean()), 3), "threads": torch.get_num_threads(), "device": device,
-        "others_cpu": round(max(others_f, others_b), 2),
+        "scene": scene_name, "intersections": int(meta["flatten_ids"].numel()) if "flatten_ids" in meta else None,
+        "coverage": round(float(alpha.mean()), 3), "repeats": repeats, "threads": torch.get_num_threads(),
+        "device": device, "load1": round(load1, 2), "others_cpu": round(max(others_f, others_b), 2),
     }  # fmt: skip
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--backends", nargs="+", default=["torch"], choices=list(BACKENDS))
+    p.add_argument("--scenes", nargs="+", default=["ellipsoid"], choices=["ellipsoid", "uvhead"])
     p.add_argument("--gaussians", nargs="+", type=int, default=[5000, 20000, 60000])
     p.add_argument("--sizes", nargs="+", type=int, default=[128, 256, 512])
     p.add_argument("--repeats", type=int, default=10)
+    p.add_argument("--slow-repeats", type=int, default=3, help="repeats for the slow reference paths")
     p.add_argument("--warmup", type=int, default=2)
     p.add_argument("--threads", type=int, default=2, help="torch and numba threads")
     p.add_argument("--torch-threads", type=int, default=None, help="torch threads, if different from --threads")
@@ -158,10 +218,13 @@ def main() -> None:
     from fairsplat.splat import composite_numba
 
     composite_numba.set_threads(args.threads)
-    for backend in args.backends:
+    for scene_name in args.scenes:
         for n in args.gaussians:
             for size in args.sizes:
-                print(json.dumps(bench_one(backend, n, size, args.repeats, args.warmup, args.device, args.max_others)), flush=True)
+                for backend in args.backends:
+                    row = bench_one(backend, scene_name, n, size, args)
+                    if row is not None:
+                        print(json.dumps(row), flush=True)
 
 
 if __name__ == "__main__":

@@ -19,7 +19,7 @@ import torch
 
 from fairsplat.splat import gsplat_backend, raster
 
-GARDEN = Path(__file__).resolve().parents[2] / "shared/data/gsplat_garden/test_garden.npz"
+GARDEN = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "gsplat_garden" / "test_garden.npz"
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 needs_gsplat = pytest.mark.skipif(not gsplat_backend.available(), reason="needs gsplat 1.5.3 and CUDA")
 needs_garden = pytest.mark.skipif(not GARDEN.exists(), reason=f"gsplat garden fixture absent: {GARDEN}")
@@ -93,6 +93,29 @@ def test_torch_matches_gsplat_random_scene() -> None:
         torch.testing.assert_close(alpha, ref_alpha)
         for name, g in ref_g.items():
             torch.testing.assert_close(got[name], g, rtol=1e-3, atol=1e-3)
+
+
+@pytest.mark.gpu
+@needs_cuda
+@needs_gsplat
+@pytest.mark.parametrize(
+    "options", [{"sh_degree": 3}, {"rasterize_mode": "antialiased"}, {"radius_clip": 2.0}, {"backgrounds": "grey"}]
+)
+def test_torch_matches_gsplat_options(options: dict) -> None:
+    """The gsplat options we implement give gsplat's values and gradients."""
+    from test_raster import W, H, make_scene
+
+    scene = {k: v.cuda() for k, v in make_scene().items()}
+    if "sh_degree" in options:
+        scene["colors"] = 0.4 * torch.randn(64, 16, 3, generator=torch.Generator().manual_seed(7)).cuda()
+    if options.get("backgrounds") == "grey":
+        options = {"backgrounds": torch.full((2, 3), 0.5, device="cuda")}
+    ref_out, ref_alpha, ref_g = _render(raster.BACKENDS["gsplat"], scene, (W, H), grad=True, **options)
+    out, alpha, got = _render(raster.BACKENDS["torch"], scene, (W, H), grad=True, **options)
+    torch.testing.assert_close(out, ref_out)
+    torch.testing.assert_close(alpha, ref_alpha)
+    for name, g in ref_g.items():
+        torch.testing.assert_close(got[name], g, rtol=1e-3, atol=1e-3)
 
 
 @pytest.mark.gpu
