@@ -116,6 +116,8 @@ def test_bind_to_world_is_differentiable_in_vertices_and_locals():
 def test_resolution_validated():
     with pytest.raises(ValueError, match="resolution"):
         uv_grid_binding(grid_mesh(), resolution=1)
+    with pytest.raises(ValueError, match="thickness"):
+        uv_grid_binding(grid_mesh(), thickness=0.0)
 
 
 # ---- animation through the FLAME layer ------------------------------------------------------------

@@ -83,6 +83,8 @@ def uv_grid_binding(head, resolution: int = 128, thickness: float = 0.1) -> UVBi
     """
     if resolution < 2:
         raise ValueError(f"resolution must be >= 2, got {resolution}")
+    if not 0 < thickness <= 1:
+        raise ValueError(f"thickness must be in (0, 1], got {thickness}")
     cells, bary = _rasterise_uv(head.uvs, head.uv_faces, resolution)
     faces = torch.as_tensor(head.faces, dtype=torch.long)
     verts = torch.as_tensor(head.v_template, dtype=torch.float32)[None]  # [1, V, 3]
