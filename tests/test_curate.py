@@ -53,7 +53,7 @@ def card_synth(root: Path, per_type: int = 2, images: int = 2, size: int = 96) -
                 rows.append({
                     "image_id": f"{ident}_f{f:02d}_v00", "identity_id": ident, "frame": f, "fitzpatrick": t,
                     "ita_gt": float(ita_of_rgb(np.array(skin, np.uint8))), "rgb_path": f"images/{rel}",
-                    "alpha_path": f"alpha/{rel}", "label_path": f"labels/{rel}", "landmarks": card.landmarks.reshape(-1).tolist(),
+                    "alpha_path": f"alpha/{rel}", "label_path": f"labels/{rel}", "landmarks": (card.landmarks + 0.5).reshape(-1).tolist(),  # SynthHeads: pixel-corner convention
                 })  # fmt: skip
     pq.write_table(pa.Table.from_pylist(rows), root / "manifest.parquet")
     return root

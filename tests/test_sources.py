@@ -201,7 +201,8 @@ def test_synth_keeps_ground_truth(tmp_path):
     assert r.fitzpatrick_gt == "I" and r.ita_gt == 60.0
     assert Path(r.path).is_file() and Path(r.mask_path).is_file() and Path(r.alpha_path).is_file()
     assert r.mask_path.endswith("labels/id_0000/f01_v00.png") and r.alpha_path.endswith("alpha/id_0000/f01_v00.png")
-    assert np.allclose(r.landmarks, np.stack([np.arange(68), np.arange(68) * 0.5 + 1], 1))
+    want = np.stack([np.arange(68), np.arange(68) * 0.5 + 1], 1) - 0.5  # corner -> centre convention
+    assert np.allclose(r.landmarks, want)
 
 
 @pytest.mark.parametrize("name", sorted(SOURCES))

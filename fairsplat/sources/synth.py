@@ -17,7 +17,10 @@ ita_gt              ``ita_gt`` (ITA of the skin albedo, before lighting)
 mask_path           ``<root>/<label_path>``: CelebAMask-HQ label map, so ITA is
                     measured on rendered skin and the parser gets crops' labels
 alpha_path          ``<root>/<alpha_path>``: the ground-truth foreground
-landmarks           ``landmarks`` reshaped [68][2]: projected iBUG-68 points
+landmarks           ``landmarks`` reshaped [68][2] minus 0.5 px: SynthHeads
+                    projects with pixel (i, j) centred at (j + 0.5, i + 0.5)
+                    (the rasteriser's convention), the manifest puts pixel
+                    centres at integers (dlib's and numpy's)
 =================== =======================================================
 
 Why a reader of the manifest rather than of the folders: the manifest is the
@@ -34,6 +37,7 @@ import pyarrow.parquet as pq
 from fairsplat.sources.manifest import DatasetMissing, Record, require
 
 NAME = "synth"
+PIXEL_OFFSET = 0.5  # SynthHeads pixel-corner coordinates -> pixel-centre-at-integer coordinates
 NEEDED = ("image_id", "identity_id", "frame", "fitzpatrick", "ita_gt", "rgb_path", "alpha_path", "label_path", "landmarks")
 LAYOUT = """
 <root>/                      written by `python -m stages.synth` (dvc.yaml: data/raw/synth)
@@ -67,5 +71,5 @@ def iter_records(root: str | Path, *, param: str = "ingest.path", missing: list 
             ita_gt=float(r["ita_gt"]),
             mask_path=str(root / r["label_path"]),
             alpha_path=str(root / r["alpha_path"]),
-            landmarks=[[float(flat[2 * k]), float(flat[2 * k + 1])] for k in range(68)],
+            landmarks=[[float(flat[2 * k]) - PIXEL_OFFSET, float(flat[2 * k + 1]) - PIXEL_OFFSET] for k in range(68)],
         )
