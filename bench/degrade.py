@@ -12,6 +12,10 @@ a "pair" is one degraded image with default params and its own seed, made
 either by ``degrade`` (k = 1) or by ``make_pairs`` (k pairs per image, the
 stage's pattern: validation and region layout are shared). Workers
 get face indices, not images, so the pool measures degradation, not pickling.
+Mode ``stage`` times the stage's own loop (``degrade.run.degrade_all``) on
+PNG crops and masks on disk: reading, degrading, writing PNGs and the
+manifest rows, pool start-up included; once without damage measurement and
+once with SSIM/MAD on every pair (``measure_every`` 1, the default params).
 Thread pools are pinned to 1 per process (one process per core is the plan).
 """
 
@@ -113,6 +117,36 @@ def bench_pool(n_pairs: int, size: int, workers: int, n_faces: int, k: int) -> d
             "floor": FLOOR_PAIRS_PER_S, "meets_floor": pps >= FLOOR_PAIRS_PER_S}  # fmt: skip
 
 
+def bench_stage(n_images: int, size: int, workers: int, k: int, measure_every: int) -> dict:
+    """The stage's loop end to end on PNGs in a temp dir (pool start-up included)."""
+    import shutil
+    import tempfile
+    from pathlib import Path
+
+    from PIL import Image
+
+    from fairsplat.degrade.pipeline import DegradeParams
+    from fairsplat.degrade.run import Job, Settings, degrade_all
+
+    tmp = Path(tempfile.mkdtemp(prefix="bench_degrade_"))
+    try:
+        jobs = []
+        for i in range(n_images):
+            img, lab = _FACES[i % len(_FACES)]
+            Image.fromarray(np.round(img * 255).astype(np.uint8)).save(tmp / f"c{i}.png")
+            Image.fromarray(lab, mode="L").save(tmp / f"m{i}.png")
+            jobs.append(Job(f"img{i}", "train", "I", tmp / f"c{i}.png", tmp / f"m{i}.png"))
+        st = Settings(DegradeParams(), k, 1, tmp / "out", measure_every)
+        rows, rejects, dt = degrade_all(jobs, st, workers, progress=False)
+        assert not rejects and len(rows) == n_images * k
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    pps = len(rows) / dt
+    return {"bench": "degrade", "mode": "stage", "workers": workers, "k": k, "size": size, "pairs": len(rows),
+            "measure_every": measure_every, "seconds": round(dt, 3), "pairs_per_s": round(pps, 2),
+            "floor": FLOOR_PAIRS_PER_S, "meets_floor": pps >= FLOOR_PAIRS_PER_S}  # fmt: skip
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--size", type=int, default=512)
@@ -122,6 +156,7 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=15, help="repeats per step for the split")
     ap.add_argument("--k", type=int, nargs="+", default=[1, 4], help="pairs per clean image (make_pairs k)")
     ap.add_argument("--no-steps", action="store_true", help="skip the per-step split")
+    ap.add_argument("--no-stage", action="store_true", help="skip the end-to-end stage loop")
     args = ap.parse_args()
 
     print(json.dumps({"bench": "degrade", "mode": "machine", "cpu": cpu_model(), "cores": os.cpu_count(),
@@ -134,6 +169,10 @@ def main() -> None:
         print(json.dumps(bench_single(args.pairs, args.size, k)), flush=True)
         if args.workers > 1:
             print(json.dumps(bench_pool(2 * args.pairs, args.size, args.workers, args.faces, k)), flush=True)
+    if not args.no_stage:
+        k = max(args.k)
+        for measure in (0, 1):
+            print(json.dumps(bench_stage(2 * args.pairs // k, args.size, args.workers, k, measure)), flush=True)
     print(json.dumps({"bench": "degrade", "mode": "load", "loadavg_1m_end": round(os.getloadavg()[0], 2)}))
 
 

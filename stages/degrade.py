@@ -46,11 +46,11 @@ def main(
         write_table(rows, MANIFEST_SCHEMA, tmp / "manifest.parquet")
         write_table(rejects, REJECTS_SCHEMA, tmp / "rejects.parquet")
         write_plots(rows, tmp, plot_tmp)
-    metrics = degrade_metrics(len(jobs), rows, rejects, seconds, cfg.k, cfg.workers)
+    metrics = degrade_metrics(len(jobs), rows, rejects, seconds, cfg.k, cfg.workers, vars(st.params.strengths))
     write_metrics("degrade", metrics, root=metrics_dir)
     typer.echo(f"degrade: {metrics['pairs']} pairs from {metrics['images_accepted']} crops "
-               f"({metrics['images_rejected']} rejected); damage order ok (MAD) "
-               f"{metrics['damage_order_ok_mad']} -> {out}")  # fmt: skip
+               f"({metrics['images_rejected']} rejected); order ok: MAD {metrics['damage_order_ok_mad']}, "
+               f"effective strength {metrics['effective_order_ok']} -> {out}")  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -16,7 +16,7 @@ import yaml
 from PIL import Image
 from typer.testing import CliRunner
 
-from fairsplat.degrade.report import ordered, region_means
+from fairsplat.degrade.report import effective_strength, ordered, region_means
 from fairsplat.degrade.run import REGIONS
 from fairsplat.degrade.synthetic import add_bad_inputs, fake_curated
 
@@ -75,6 +75,10 @@ def test_degrade_stage(inputs):
         deg = np.asarray(Image.open(root / "pairs" / r["degraded_path"]))
         assert clean.shape == deg.shape and not np.array_equal(clean, deg)
     assert set(m["damage_mad"]) == set(REGIONS) and set(m["per_fitzpatrick"]) == {"I", "II", "III", "IV", "V", "VI"}
+    assert m["configured_strength"] == {"mouth": 0.9, "eyes": 0.7, "hair": 0.6, "nose": 0.5, "skin": 0.4}
+    eff = m["effective_strength"]  # MAD over the every-strength-1 control's MAD: at most 1, above 0
+    assert all(0.0 < v <= 1.0 for v in eff.values()), eff
+    assert eff["mouth"] > eff["skin"], eff
     assert sum(v["pairs"] for v in m["per_fitzpatrick"].values()) == m["pairs"]
     assert (root / "plots_pairs" / "pairs.png").exists() and (root / "plots_pairs" / "damage.csv").exists()
 
@@ -95,3 +99,22 @@ def test_damage_summaries():
     means = region_means(rows, "mad")
     assert means == dict(zip(REGIONS, (5.0, 4.0, 3.0, 2.0, 1.0))) and ordered(means) is True
     assert ordered({**means, "hair": 4.5}) is False and ordered({**means, "nose": None}) is None
+    rows = [{"mad_mouth": 0.2, "mad_full_mouth": 0.4}, {"mad_mouth": 0.1, "mad_full_mouth": 0.1},
+            {"mad_mouth": None, "mad_full_mouth": 0.3}]  # fmt: skip
+    eff = effective_strength(rows)
+    assert eff["mouth"] == pytest.approx(0.3 / 0.5) and eff["skin"] is None  # ratio of sums
+
+
+def test_control_pairs_share_draws_and_bound_the_damage():
+    """The control (every strength 1) fires the same steps with the same params; damage only grows."""
+    from fairsplat.degrade.pipeline import DegradeParams, make_pairs
+    from fairsplat.degrade.run import Settings
+    from fairsplat.degrade.synthetic import synthetic_face
+
+    img, lab = synthetic_face(96, seed=3)
+    st = Settings(DegradeParams(augment=False), 3, 1, Path("."))
+    real = make_pairs(img, lab, 3, 7, st.params)
+    ctrl = make_pairs(img, lab, 3, 7, st.control)
+    for (a, ra), (b, rb) in zip(real, ctrl):
+        assert ra == rb  # same steps, params and masks
+        assert np.abs(b - img).mean() > np.abs(a - img).mean()

@@ -15,7 +15,12 @@ Output directory::
 string: the full ``pipeline.degrade`` record, seed included), ``mad`` and
 ``ssim_loss`` (float64, whole crop), ``mad_<region>`` / ``ssim_loss_<region>``
 for mouth, eyes, hair, nose, skin (float64?, null when the region is absent,
-or when damage was not measured for this pair: see ``measure_every``).
+or when damage was not measured for this pair: see ``measure_every``), and
+``mad_full_<region>``: the MAD of the *control* pair, drawn with the same
+seed (same steps, masks and params) but every region strength at 1. Raw MAD
+mixes strength with content (a blur barely changes flat skin, and changes
+thin dark brows a lot); ``mad / mad_full`` per region is the strength the
+pipeline effectively applied there, comparable with the configured one.
 
 ``rejects.parquet``: ``image_id``, ``split``, ``fitzpatrick``, ``reason``,
 ``detail``. Reasons: ``no_mask`` (stage parse gave no mask; ``detail`` says
@@ -28,6 +33,7 @@ so worker count and sharding never change a byte.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import multiprocessing as mp
@@ -45,6 +51,7 @@ from tqdm import tqdm
 
 from fairsplat.degrade.core import DegradeInputError, image_seed
 from fairsplat.degrade.damage import damage_maps, region_damage
+from fairsplat.degrade.masks import RegionStrengths
 from fairsplat.degrade.pipeline import DegradeParams, make_pairs
 from fairsplat.io.atomic import atomic_path
 from fairsplat.labels import REGION_GROUPS
@@ -55,7 +62,7 @@ MANIFEST_SCHEMA = pa.schema(
     [("pair_id", S), ("image_id", S), ("pair_index", pa.int32()), ("split", S), ("fitzpatrick", S),
      ("clean_path", S), ("degraded_path", S), ("mask_path", S), ("steps", pa.list_(S)),
      ("augmentations", pa.list_(S)), ("record", S), ("mad", F64), ("ssim_loss", F64)]
-    + [(f"{m}_{r}", F64) for r in REGIONS for m in ("mad", "ssim_loss")]
+    + [(f"{m}_{r}", F64) for r in REGIONS for m in ("mad", "ssim_loss", "mad_full")]
 )  # fmt: skip
 REJECTS_SCHEMA = pa.schema([("image_id", S), ("split", S), ("fitzpatrick", S), ("reason", S), ("detail", S)])
 
@@ -79,6 +86,12 @@ class Settings:
     seed: int
     out: Path
     measure_every: int = 1
+
+    @property
+    def control(self) -> DegradeParams:
+        """The same pipeline with every region strength 1: the denominator of effective strength."""
+        ones = RegionStrengths(**{k: 1.0 for k in vars(self.params.strengths)})
+        return dataclasses.replace(self.params, strengths=ones)
 
 
 def read_jobs(curated: Path, parsed: Path) -> list[Job]:
@@ -134,10 +147,14 @@ def pairs_for(job: Job, st: Settings) -> tuple[list[dict], dict | None]:
     stem = job.crop.stem
     shutil.copyfile(job.crop, st.out / "clean" / f"{stem}.png")
     _save_png(st.out / "masks" / f"{stem}.png", lab.astype(np.uint8))
+    measured = [
+        st.measure_every > 0 and (_index(job.image_id) * st.k + i) % st.measure_every == 0 for i in range(st.k)
+    ]
+    control = make_pairs(img, lab, st.k, image_seed(job.image_id, st.seed), st.control) if any(measured) else None
     rows = []
     for degraded, rec in pairs:
         i = rec["pair_index"]
-        u8 = np.round(degraded * 255.0).astype(np.uint8)  # [H, W, 3]
+        u8 = _u8(degraded)  # [H, W, 3]
         _save_png(st.out / "degraded" / f"{stem}_k{i}.png", u8)
         row = {
             "pair_id": f"{job.image_id}/k{i}", "image_id": job.image_id, "pair_index": i, "split": job.split,
@@ -146,8 +163,8 @@ def pairs_for(job: Job, st: Settings) -> tuple[list[dict], dict | None]:
             "steps": [s["name"] for s in rec["steps"]], "augmentations": [a["name"] for a in rec["augmentations"]],
             "record": json.dumps(rec, sort_keys=True), "mad": None, "ssim_loss": None,
         }  # fmt: skip
-        if st.measure_every and (_index(job.image_id) * st.k + i) % st.measure_every == 0:
-            row.update(_measure(img, u8, lab))
+        if measured[i]:
+            row.update(_measure(img, u8, lab, _u8(control[i][0])))
         rows.append(row)
     return rows, None
 
@@ -157,12 +174,21 @@ def _index(image_id: str) -> int:
     return int.from_bytes(hashlib.blake2b(image_id.encode("utf-8"), digest_size=4).digest(), "little")
 
 
-def _measure(clean: np.ndarray, degraded: np.ndarray, lab: np.ndarray) -> dict:
-    """Damage of the pair as written (uint8): whole crop and per region."""
+def _u8(img: np.ndarray) -> np.ndarray:  # [H, W, 3] float in [0, 1] -> uint8, as written to PNG
+    return np.round(img * 255.0).astype(np.uint8)
+
+
+def _measure(clean: np.ndarray, degraded: np.ndarray, lab: np.ndarray, control: np.ndarray) -> dict:
+    """Damage of the pair as written (uint8): whole crop and per region, plus the control's MAD per region."""
     maps = damage_maps(clean, degraded)  # [H, W] each
     out: dict = {"mad": float(maps[0].mean()), "ssim_loss": float(1.0 - maps[1].mean())}
     for r, d in region_damage(clean, degraded, lab, maps).items():
         out[f"mad_{r}"], out[f"ssim_loss_{r}"] = d["mad"], d["ssim_loss"]
+    full = np.abs(clean.astype(np.float64) - control.astype(np.float64)).mean(axis=2) / 255.0  # [H, W]
+    for r, ids in REGION_GROUPS.items():
+        m = np.isin(lab, ids)
+        if m.any():
+            out[f"mad_full_{r}"] = float(full[m].mean())
     return out
 
 
