@@ -23,7 +23,8 @@ import numpy as np
 from fairsplat.head.procedural_regions import BROW_X, brow_centre_y, lip_heights
 from fairsplat.head.procedural_surface import LAYOUT
 
-MARGIN_R = 0.92  # eye landmarks just inside the lid margin (almond radius 1)
+MARGIN_R = 0.9  # eye landmarks on the lid margin (almond radius 1 is where the lid meets the eyeball;
+# a little inside it, as lid splats overlap the eyeball by about that much in renders)
 
 
 def _jaw() -> np.ndarray:  # [17, 2] right ear -> chin -> left ear
@@ -58,7 +59,7 @@ def _almond(dx: np.ndarray, upper: bool) -> np.ndarray:
 
 def _eye(sign: float) -> np.ndarray:  # [6, 2] 300-W order for that eye
     """dx is measured outwards from the eye centre; the right eye starts at its outer corner."""
-    hw = LAYOUT.almond_half_width * MARGIN_R * 0.97
+    hw = LAYOUT.almond_half_width * 0.9  # corners: the almond tapers to nothing; 0.9 is where the eyeball shows
     third = hw * 0.42
     if sign < 0:  # right eye: outer corner, upper outer, upper inner, inner corner, lower inner, lower outer
         seq = [(hw, None), (third, True), (-third, True), (-hw, None), (-third, False), (third, False)]

@@ -32,9 +32,9 @@ class Layout:
     eye_x: float = 0.031  # half the interpupillary distance
     eye_y: float = 0.018
     eye_gap: float = 0.0045  # eyeball front sits this far behind the undeformed face surface
-    almond_half_width: float = 0.0118  # visible fissure about 24 mm (the eyeball is 25 mm across)
-    almond_up: float = 0.0052  # upper / lower lid opening from the eye centre
-    almond_down: float = 0.0040
+    almond_half_width: float = 0.0125  # visible fissure about 25 mm in frontal projection (the eyeball is 25 mm across)
+    almond_up: float = 0.0060  # upper / lower lid opening from the eye centre: a fissure about 10.5 mm tall
+    almond_down: float = 0.0046
     nasion_y: float = 0.020
     nose_tip_y: float = -0.020
     subnasale_y: float = -0.031
@@ -174,7 +174,7 @@ def socket_z(x: np.ndarray, y: np.ndarray, z: np.ndarray, eyes: np.ndarray, clos
             lid = -0.002 + 0.0045 * s
         r = EYE_RADIUS + lid
         on_sphere = e[2] + np.sqrt(np.maximum(r * r - dx * dx - dy * dy, 0.0))
-        w = 1.0 - smoothstep(0.0085, 0.0145, np.sqrt(dx * dx + (1.25 * dy) ** 2))  # orbit falloff
+        w = 1.0 - smoothstep(0.0105, 0.0165, np.sqrt(dx * dx + (1.25 * dy) ** 2))  # orbit falloff: lids hug the eyeball past the canthi
         out = out + w * (on_sphere - out)
     return out
 

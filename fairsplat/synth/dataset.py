@@ -18,6 +18,7 @@ light_ambient, light_dir [3], light_tint [3], background, size.
 from __future__ import annotations
 
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -71,8 +72,30 @@ def _save(path: Path, arr: np.ndarray) -> None:
     Image.fromarray(arr).save(path, format="PNG", optimize=False)
 
 
+@contextmanager
+def one_torch_thread():
+    """Run torch single-threaded inside the block, then restore.
+
+    Why: a frame is many small tensor ops (14K Gaussians at 128 px). With
+    torch's default OpenMP pool on a shared 2-core machine, threads spin-wait
+    on each other and a frame took ~570 ms; one thread took ~55 ms (measured
+    here, load average ~7).
+    """
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(n)
+
+
 def build(head, cfg: SynthParams, out: Path) -> tuple[pa.Table, pa.Table, dict]:
     """Render the whole set into ``out`` (a fresh directory); returns tables and timing."""
+    with one_torch_thread():
+        return _build(head, cfg, out)
+
+
+def _build(head, cfg: SynthParams, out: Path) -> tuple[pa.Table, pa.Table, dict]:
     from fairsplat.head.flame import FlameLayer
 
     flame = FlameLayer(head)

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import kornia
 import numpy as np
 import torch
 
-from fairsplat.labels import NUM_CLASSES
+from fairsplat.labels import LABEL, NUM_CLASSES
 from fairsplat.splat.binding import UVBinding, bind_to_world
 from fairsplat.splat.frames import triangle_frames
 from fairsplat.splat.raster import rasterization
@@ -50,7 +51,7 @@ def render_frame(
     faces = flame.faces
     means, quats, scales = bind_to_world(binding, out.vertices, faces, app.local_means, None, app.local_log_scales)
     normals = triangle_frames(out.vertices, faces)[1][0, binding.face_idx, :, 1]  # [G, 3]
-    rgb = (app.albedo * light.shade(normals)).clamp(0, 1)
+    rgb = shade_srgb(app, normals, means[0], light, viewmat)
     onehot = torch.nn.functional.one_hot(app.labels, NUM_CLASSES).float()
     feats = torch.cat([rgb, onehot], dim=1)  # [G, 3 + 19]
     img, alpha, _ = rasterization(
@@ -62,25 +63,73 @@ def render_frame(
     weights[..., 0] = 1.0 - a  # background weight = final transmittance
     labels = weights.argmax(dim=-1).to(torch.uint8)
     colour = img[..., :3] + (1.0 - a)[..., None] * torch.as_tensor(bg)
-    lm, vis = _project_landmarks(out.landmarks[0], viewmat, K, img[..., -1], a, size, visibility_tol)
+    lm, vis = _project_landmarks(out.landmarks[0], out.vertices[0], faces, viewmat, K, size, visibility_tol)
     to8 = lambda x: (x.clamp(0, 1) * 255 + 0.5).to(torch.uint8).numpy()  # noqa: E731
     return Frame(to8(colour), to8(a), labels.numpy(), lm, vis)
 
 
-def _project_landmarks(lmk3, viewmat, K, depth, alpha, size, tol):
-    """Pixels of the 68 landmarks and whether the surface there is the landmark's.
+SKIN_IDS = torch.tensor([LABEL[n] for n in ("skin", "nose", "neck")])
 
-    Visible = inside the image, on the rendered head (alpha > 0.5) and not
-    behind it: its camera depth is within ``tol`` metres of the rendered
-    expected depth at its pixel.
+
+def shade_srgb(app: Appearance, normals: torch.Tensor, means: torch.Tensor, light: Light, viewmat: torch.Tensor) -> torch.Tensor:
+    """Lit sRGB colour per Gaussian [G, 3]: shading in linear RGB, then the camera's exposure.
+
+    Light adds up in linear RGB, so the sRGB albedo is linearised first.
+    Exposure is metered on the skin, as a camera's face-priority auto exposure
+    does: the mean gain over skin Gaussians, weighted by how squarely they face
+    the camera (their share of the image), is divided out. Without it every
+    face would come out darker than its albedo and the measured ITA would sit
+    10-20 degrees below the ground truth.
+    """
+    gain = light.shade(normals)  # [G, 3] linear
+    rot, t = viewmat[:3, :3], viewmat[:3, 3]
+    centre = -(rot.T @ t)  # camera centre in world
+    facing = (normals * torch.nn.functional.normalize(centre - means, dim=-1)).sum(-1).clamp_min(0.0)  # [G]
+    w = facing * torch.isin(app.labels, SKIN_IDS)
+    exposure = (gain.mean(-1) * w).sum() / w.sum().clamp_min(1e-8)
+    linear = kornia.color.rgb_to_linear_rgb(app.albedo.T[..., None])[..., 0].T  # [G, 3]
+    lit = (linear * gain / exposure.clamp_min(1e-3)).clamp(0, 1)
+    return kornia.color.linear_rgb_to_rgb(lit.T[..., None])[..., 0].T
+
+
+def _project_landmarks(lmk3, verts, faces, viewmat, K, size, tol):
+    """Pixels of the 68 landmarks [68, 2] and whether each is visible [68].
+
+    Visible = in front of the camera, inside the image and not occluded: no
+    triangle of the posed mesh crosses the segment from the camera centre to
+    the landmark, except within ``tol`` metres of the landmark itself (the
+    landmark's own, faceted surface; a grazing ray at the face's silhouette).
+    A geometric test, because the rasteriser's blended depth is unreliable
+    exactly where visibility is in question (steep surfaces, silhouettes).
     """
     cam = lmk3 @ viewmat[:3, :3].T + viewmat[:3, 3]  # [68, 3]
     uv = cam @ K.T
     xy = uv[:, :2] / uv[:, 2:3]  # [68, 2] pixel coords (pixel centres at +0.5)
-    ij = xy.floor().long()
-    inside = (ij >= 0).all(1) & (ij < size).all(1) & (cam[:, 2] > 0)
-    ijc = ij.clamp(0, size - 1)
-    d = depth[ijc[:, 1], ijc[:, 0]]
-    a = alpha[ijc[:, 1], ijc[:, 0]]
-    visible = inside & (a > 0.5) & (cam[:, 2] <= d + tol)
-    return xy.numpy().astype(np.float32), visible.numpy()
+    inside = (xy >= 0).all(1) & (xy < size).all(1) & (cam[:, 2] > 0)
+    centre = -(viewmat[:3, :3].T @ viewmat[:3, 3])
+    t = segment_hits(centre, lmk3, verts[faces])  # [68, F] fraction along the segment, inf = no hit
+    length = (lmk3 - centre).norm(dim=-1, keepdim=True)  # [68, 1]
+    occluded = (t * length < length - tol).any(dim=1)
+    return xy.numpy().astype(np.float32), (inside & ~occluded).numpy()
+
+
+def segment_hits(
+    origin: torch.Tensor,  # [3]
+    ends: torch.Tensor,  # [L, 3]
+    tri: torch.Tensor,  # [F, 3, 3]
+    eps: float = 1e-12,
+) -> torch.Tensor:  # [L, F] t in (0, 1] where segment origin->end crosses the triangle, else inf
+    """Moller-Trumbore intersection of L segments from one origin with F triangles (both sides)."""
+    d = ends - origin  # [L, 3]
+    e1, e2 = tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0]  # [F, 3]
+    p = torch.linalg.cross(d[:, None], e2[None], dim=-1)  # [L, F, 3]
+    det = (p * e1[None]).sum(-1)  # [L, F]
+    ok = det.abs() > eps
+    inv = 1.0 / torch.where(ok, det, torch.ones_like(det))
+    s = origin - tri[:, 0]  # [F, 3]
+    u = (p * s[None]).sum(-1) * inv
+    q = torch.linalg.cross(s, e1, dim=-1)  # [F, 3]
+    v = (d @ q.T) * inv  # [L, F]
+    t = (q * e2).sum(-1)[None] * inv  # [L, F]
+    hit = ok & (u >= 0) & (v >= 0) & (u + v <= 1) & (t > 0) & (t <= 1)
+    return torch.where(hit, t, torch.full_like(t, float("inf")))
