@@ -17,8 +17,11 @@ def make_head(cfg: HeadParams):
         for key in ("landmark_path", "uv_path", "masks_path"):
             if getattr(cfg, key) is not None:
                 raise ParamsError(f"head.{key.replace('_', '-')}: only used with head.flame-path; set that too")
-        from fairsplat.head.procedural import build_procedural_head
+        from fairsplat.head.procedural import EXPRESSION_NAMES, build_procedural_head
 
+        if cfg.n_expr > len(EXPRESSION_NAMES):
+            raise ParamsError(f"head.n-expr: the procedural head has {len(EXPRESSION_NAMES)} expression components "
+                              f"({', '.join(EXPRESSION_NAMES)}), got {cfg.n_expr}")
         return build_procedural_head(n_shape=cfg.n_shape, n_expr=cfg.n_expr, seed=cfg.seed)
     for key in ("flame_path", "landmark_path", "uv_path", "masks_path"):
         value = getattr(cfg, key)
