@@ -35,6 +35,25 @@ def region_colors(face_regions: np.ndarray) -> torch.Tensor:  # [F] -> [F, 3]
     return table[torch.as_tensor(face_regions, dtype=torch.long)]
 
 
+def _with_irises(head, binding, albedo: torch.Tensor) -> torch.Tensor:
+    """Brown iris and black pupil on each eyeball (by angle from its forward axis), so the
+    preview does not stare blankly; eyes are the eye joints (3, 4) of a FLAME-format head."""
+    v = torch.as_tensor(head.v_template)
+    pos = (v[torch.as_tensor(head.faces, dtype=torch.long)[binding.face_idx]] * binding.bary[..., None]).sum(1)  # [G, 3]
+    joints = torch.as_tensor(head.j_regressor) @ v  # [J, 3]
+    out = albedo.clone()
+    for name, j in (("l_eye", 3), ("r_eye", 4)):
+        sel = torch.as_tensor(head.face_regions, dtype=torch.long)[binding.face_idx] == LABEL[name]
+        if j >= len(joints) or not sel.any():
+            continue
+        cos = torch.nn.functional.normalize(pos[sel] - joints[j], dim=-1)[:, 2]
+        colour = out[sel]
+        colour[cos > math.cos(math.radians(24))] = torch.tensor((0.33, 0.20, 0.10))
+        colour[cos > math.cos(math.radians(10))] = torch.tensor((0.03, 0.03, 0.03))
+        out[sel] = colour
+    return out
+
+
 def _views():
     """(name, yaw degrees, pose [15], expr index or None) for the preview panels."""
     jaw = torch.zeros(15)
@@ -54,7 +73,7 @@ def render_panels(head, size: int = 256, uv_resolution: int = 128) -> np.ndarray
     flame = FlameLayer(head)
     faces = torch.as_tensor(head.faces, dtype=torch.long)
     binding = uv_grid_binding(head, resolution=uv_resolution)
-    albedo = region_colors(head.face_regions)[binding.face_idx]  # [G, 3]
+    albedo = _with_irises(head, binding, region_colors(head.face_regions)[binding.face_idx])  # [G, 3]
     v0 = torch.as_tensor(head.v_template)
     centre = 0.5 * (v0.min(0).values + v0.max(0).values)
     extent = float((v0.max(0).values - v0.min(0).values).max())
@@ -68,6 +87,7 @@ def render_panels(head, size: int = 256, uv_resolution: int = 128) -> np.ndarray
             expr[0, expr_idx] = 2.0
         verts = flame(expr=expr, pose=pose[None]).vertices  # [1, V, 3]
         means, quats, scales = bind_to_world(binding, verts, faces)
+        scales = scales * 0.7  # sharper than the binding's texel-footprint sigma, as SynthHeads renders
         normals = triangle_frames(verts, faces)[1][0, binding.face_idx, :, 1]  # [G, 3]
         eye = centre + distance * torch.tensor([math.sin(math.radians(yaw)), 0.0, math.cos(math.radians(yaw))])
         light = torch.nn.functional.normalize(torch.tensor([0.4, 0.5, 1.0]) + eye - centre, dim=0)
