@@ -90,9 +90,9 @@ def test_shape_basis_orthogonal_under_vertex_area(head, geo):
     gram = d.T @ (np.repeat(geo.area, 3)[:, None] * d)
     off = gram - np.diag(np.diag(gram))
     assert np.abs(off).max() < 1e-5 * np.diag(gram).max()
-    # mm-level: the largest displacement of every component is 0.5-5 mm
+    # mm-level: the largest displacement of every component is 1-6 mm
     peak = np.linalg.norm(head.shapedirs, axis=1).max(0)
-    assert peak.min() > 0.0005 and peak.max() < 0.005
+    assert peak.min() > 0.001 and peak.max() < 0.0065
 
 
 def test_shape_components_symmetric_or_antisymmetric(head, geo):
@@ -116,6 +116,21 @@ def test_shape_basis_is_smooth(head, geo):
         d = head.shapedirs[..., k]
         diff = np.linalg.norm(d[edges[:, 0]] - d[edges[:, 1]], axis=1)
         assert (diff / lengths).max() < 1.0, k  # strain under 1 at coefficient 1 on every edge
+
+
+def test_identities_never_push_a_lid_into_its_eyeball(head, geo, flame):
+    """Skin outside an eyeball at rest stays outside it for any single component at +-3 and
+    for random identities at 1.5 sigma (the socket skin moves with the eyeball)."""
+    shapes = torch.cat([3.0 * torch.eye(head.n_shape), -3.0 * torch.eye(head.n_shape),
+                        1.5 * torch.randn(40, head.n_shape, generator=torch.Generator().manual_seed(0))])
+    rest, posed = flame(), flame(shape=shapes)
+    grid = np.flatnonzero(geo.part == 0)
+    radius = np.linalg.norm(geo.verts[geo.part == 1] - geo.eyes[0], axis=1).max()
+    for joint in (3, 4):
+        d0 = (rest.vertices[0, grid] - rest.joints[0, joint]).norm(dim=-1)
+        d = (posed.vertices[:, grid] - posed.joints[:, joint, None]).norm(dim=-1)  # [B, N]
+        outside = d0 > radius + 5e-4
+        assert d[:, outside].min() > radius - 1e-4
 
 
 def test_orthogonalise_matches_gram_schmidt_loop():

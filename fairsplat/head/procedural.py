@@ -144,6 +144,14 @@ def head_geometry() -> Geometry:
     )
 
 
+def _socket_weight(verts: np.ndarray, eye: np.ndarray) -> np.ndarray:  # [V]
+    """Skin that moves with an eyeball under identity changes: 1 out to 14 mm (lids, canthi),
+    0 from 24 mm (brow, cheek). Wider than the lids themselves, because the skin just past
+    the outer canthus curves back to within 3-6 mm of the eyeball."""
+    r = np.sqrt((verts[:, 0] - eye[0]) ** 2 + (1.25 * (verts[:, 1] - eye[1])) ** 2)
+    return 1.0 - surf.smoothstep(0.014, 0.024, r)
+
+
 def build_procedural_head(n_shape: int = 20, n_expr: int = 10, seed: int = 0) -> HeadModel:
     """The default head with ``n_shape`` identity and ``n_expr`` expression components.
 
@@ -156,7 +164,10 @@ def build_procedural_head(n_shape: int = 20, n_expr: int = 10, seed: int = 0) ->
         raise ValueError(f"head.n-shape: must be >= 1, got {n_shape}")
     g = head_geometry()
     rigid = {1: g.eyes[0], 2: g.eyes[1], 3: g.bag_centre}
-    shapedirs, _ = shape_basis(g.verts, g.area, g.part, rigid, n_shape, seed)
+    grid = g.part == 0
+    gate = surf.front_gate(g.verts[:, 2]) * grid  # lids only: the back of the head is far from any eye
+    hug = {p: _socket_weight(g.verts, g.eyes[p - 1]) * gate for p in (1, 2)}
+    shapedirs, _ = shape_basis(g.verts, g.area, g.part, rigid, n_shape, seed, hug)
     exprdirs = expression_basis(g.verts, g.part, g.lower, g.eyes, n_expr)
     return HeadModel(
         v_template=g.verts.copy(), faces=g.faces.copy(), shapedirs=shapedirs, exprdirs=exprdirs,

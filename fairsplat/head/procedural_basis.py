@@ -91,8 +91,10 @@ def _random_field(rng: np.random.Generator, anchors: np.ndarray, parity: int) ->
 
 
 def amplitude(k: int) -> float:
-    """Largest displacement of component k at coefficient 1: 4 mm, decaying like a PCA spectrum."""
-    return 0.004 / (1.0 + k / 6.0)
+    """Largest displacement of component k at coefficient 1: 6 mm, decaying like a PCA spectrum
+    (2 mm by component 16). At 2 sigma the head breadth varies by about +-12 mm, a little more
+    than the adult spread (SD ~5-6 mm), so SynthHeads identities differ visibly."""
+    return 0.006 / (1.0 + k / 8.0)
 
 
 def component_plan(n: int) -> list[tuple[str, int]]:
@@ -102,11 +104,22 @@ def component_plan(n: int) -> list[tuple[str, int]]:
     return plan[:n]
 
 
-def evaluate(field: Field, verts: np.ndarray, rigid: dict[int, np.ndarray], part: np.ndarray) -> np.ndarray:
-    """Field at the rest vertices [V, 3]; parts listed in ``rigid`` take the value at their centre."""
+def evaluate(field: Field, verts: np.ndarray, rigid: dict[int, np.ndarray], part: np.ndarray,
+             hug: dict[int, np.ndarray] | None = None) -> np.ndarray:
+    """Field at the rest vertices [V, 3]; parts listed in ``rigid`` take the value at their centre.
+
+    ``hug`` maps a rigid part to per-vertex weights [V] of the skin that hugs it
+    (the lids around an eyeball): that skin blends towards the part's motion,
+    so a narrower head or closer-set eyes never push a lid into its eyeball.
+    Blending is linear in the field, so it survives orthogonalisation.
+    """
     d = field(verts)
     for p, centre in rigid.items():
-        d[part == p] = field(centre[None])[0]
+        at_centre = field(centre[None])[0]
+        d[part == p] = at_centre
+        if hug is not None and p in hug:
+            w = hug[p][:, None]
+            d = d * (1.0 - w) + w * at_centre
     return d
 
 
@@ -128,6 +141,7 @@ def shape_basis(
     rigid: dict[int, np.ndarray],  # part -> centre [3]
     n_shape: int,
     seed: int,
+    hug: dict[int, np.ndarray] | None = None,  # part -> [V] weights of skin moving with it
 ) -> tuple[np.ndarray, list[str]]:  # shapedirs [V, 3, S], names
     rng = np.random.default_rng(np.random.SeedSequence([seed, 11]))
     anchors = verts[(part == 0) & (verts[:, 2] > -0.02) & (verts[:, 1] > -0.1)]
@@ -135,7 +149,7 @@ def shape_basis(
     raw = {}
     for name, parity in plan:
         field = SYMMETRIC.get(name) or ANTISYMMETRIC.get(name) or _random_field(rng, anchors, parity)
-        raw[name] = evaluate(field, verts, rigid, part)
+        raw[name] = evaluate(field, verts, rigid, part, hug)
     out = np.zeros((len(verts), 3, n_shape))
     for parity in (1, -1):
         cols = [k for k, (_, p) in enumerate(plan) if p == parity]

@@ -155,6 +155,12 @@ def almond_radius(dx: np.ndarray, dy: np.ndarray, layout: Layout = LAYOUT) -> np
     return np.sqrt((dx / layout.almond_half_width) ** 2 + (dy / (half_h * np.clip(taper, 0.5, 1.5))) ** 2)
 
 
+def orbit_weight(x: np.ndarray, y: np.ndarray, eye: np.ndarray) -> np.ndarray:
+    """1 where the skin hugs eyeball ``eye`` (lids), falling to 0 by 16.5 mm out (past the canthi)."""
+    dx, dy = x - eye[0], y - eye[1]
+    return 1.0 - smoothstep(0.0105, 0.0165, np.sqrt(dx * dx + (1.25 * dy) ** 2))
+
+
 # ---- features as displacements ---------------------------------------------
 def socket_z(x: np.ndarray, y: np.ndarray, z: np.ndarray, eyes: np.ndarray, closed: bool = False) -> np.ndarray:
     """New z for points in the eye sockets: the skin hugs the eyeball as lids.
@@ -174,8 +180,7 @@ def socket_z(x: np.ndarray, y: np.ndarray, z: np.ndarray, eyes: np.ndarray, clos
             lid = -0.002 + 0.0045 * s
         r = EYE_RADIUS + lid
         on_sphere = e[2] + np.sqrt(np.maximum(r * r - dx * dx - dy * dy, 0.0))
-        w = 1.0 - smoothstep(0.0105, 0.0165, np.sqrt(dx * dx + (1.25 * dy) ** 2))  # orbit falloff: lids hug the eyeball past the canthi
-        out = out + w * (on_sphere - out)
+        out = out + orbit_weight(x, y, e) * (on_sphere - out)
     return out
 
 
