@@ -243,6 +243,18 @@ def _backward(xy, conic, opac, feat, radii, ids, offsets, tiles_x, tiles_y, tile
             out_grad[j, 5] = g_o
 
 
+def _scatter_rows(out, ids, rows):  # noqa: ANN001, ANN202
+    """out[ids[m]] += rows[m] for every intersection m (in order, so the sums are deterministic)."""
+    for m in range(ids.shape[0]):
+        g = ids[m]
+        for k in range(rows.shape[1]):
+            out[g, k] += rows[m, k]
+
+
+if AVAILABLE:
+    _scatter_rows = njit(cache=True)(_scatter_rows)
+
+
 def _np(x: Tensor) -> np.ndarray:
     return x.detach().contiguous().numpy()
 
@@ -278,9 +290,10 @@ class _NumbaComposite(torch.autograd.Function):
             v_alpha = _np(v_alpha.float()[..., 0])
             _launch(_backward, *ctx.arrays, ctx.ids, ctx.offsets, b.tile_width, b.tile_height, b.tile_size,
                       ctx.final_t, ctx.last, v_out, v_alpha, grad)  # fmt: skip
-        per_gauss = torch.zeros(ctx.n_gauss, N_GRAD + D)  # [G, 6 + D]
-        per_gauss.index_add_(0, torch.from_numpy(ctx.ids).long(), torch.from_numpy(grad))
-        v_xy, v_conic, v_opac, v_feat = per_gauss.split([2, 3, 1, D], dim=-1)
+        per_gauss = np.zeros((ctx.n_gauss, N_GRAD + D), np.float32)  # [G, 6 + D]
+        if ctx.ids.size:
+            _scatter_rows(per_gauss, ctx.ids, grad)  # serial numba: no torch threads (see serial.py)
+        v_xy, v_conic, v_opac, v_feat = torch.from_numpy(per_gauss).split([2, 3, 1, D], dim=-1)
         return v_xy, v_conic, v_opac[:, 0], v_feat, None, None, None
 
 

@@ -14,6 +14,7 @@ depth channel's background is 0.
 from __future__ import annotations
 
 import math
+from contextlib import nullcontext
 from functools import partial
 from numbers import Integral
 
@@ -25,6 +26,7 @@ from .composite_torch import composite_torch
 from .dense import composite_dense
 from .project import Projected, project_gaussians
 from .sh import MAX_DEGREE as MAX_SH_DEGREE
+from .serial import single_threaded, torch_threads
 from .sh import sh_to_color
 from .tiles import TileBins, bin_tiles
 
@@ -187,12 +189,24 @@ def render_tiled(
     far_plane, eps2d, radius_clip, rasterize_mode (defaults as gsplat's).
     """
     o = {**DEFAULTS, **opts}
-    proj = _project(means, quats, scales, opacities, viewmats, Ks, width, height, o)
-    feats = _features(_sh_colors(colors, means, viewmats, sh_degree), proj.depths, render_mode)  # [C, N, D']
-    bins = bin_tiles(proj.means2d, proj.radii, proj.depths, width, height, tile_size)
     composite = _pick_compositor(compositor, means.device)
-    accum, alpha = composite(proj.means2d, proj.conics, proj.opacities, feats, proj.radii, bins, width, height)
-    return _finish(accum, alpha, backgrounds, render_mode), alpha, _meta(proj, bins, width, height, tile_size)
+    # CPU (numba) path: the torch parts are many small ops, run with one thread (see serial.py);
+    # the vectorised path works on big tensors and keeps every torch thread.
+    serial = single_threaded if composite is composite_numba.composite_numba else (lambda run, *a: run(*a))
+    box = {}
+
+    def project(means, quats, scales, opacities, colors, viewmats, Ks):  # noqa: ANN001, ANN202
+        proj = box["proj"] = _project(means, quats, scales, opacities, viewmats, Ks, width, height, o)
+        feats = _features(_sh_colors(colors, means, viewmats, sh_degree), proj.depths, render_mode)  # [C, N, D']
+        return proj.means2d, proj.conics, proj.depths, proj.opacities, feats
+
+    means2d, conics, depths, opac, feats = serial(project, means, quats, scales, opacities, colors, viewmats, Ks)
+    proj = Projected(means2d, conics, depths, box["proj"].radii, opac, box["proj"].alive)
+    with torch_threads(1) if serial is single_threaded else nullcontext():
+        bins = bin_tiles(means2d, proj.radii, depths, width, height, tile_size)
+    accum, alpha = composite(means2d, conics, opac, feats, proj.radii, bins, width, height)
+    out, alpha = serial(lambda a, t, bg: (_finish(a, t, bg, render_mode), t), accum, alpha, backgrounds)
+    return out, alpha, _meta(proj, bins, width, height, tile_size)
 
 
 def render_dense(
