@@ -221,3 +221,32 @@ def test_orbit_looks_at_target() -> None:
     torch.testing.assert_close(in_cam, torch.tensor([0.0, 0.0, 0.6]).expand(8, 3), atol=1e-5, rtol=0)
     centres = -torch.einsum("cji,cj->ci", V[:, :3, :3], V[:, :3, 3])
     torch.testing.assert_close((centres - tgt).norm(dim=-1), torch.full((8,), 0.6))
+
+
+def test_single_threaded_matches_direct_call_and_restores_threads() -> None:
+    """serial.single_threaded: same values and gradients, one torch thread in forward and backward."""
+    from fairsplat.splat.serial import single_threaded
+
+    seen = []
+
+    def run(a: torch.Tensor, b: torch.Tensor, scale: float) -> tuple[torch.Tensor, ...]:
+        seen.append(torch.get_num_threads())
+        c = (a @ b).sin() * scale
+        c.register_hook(lambda g: seen.append(torch.get_num_threads()))  # runs during backward
+        return c, (a * 2).sum(-1), (a > 0).sum(-1)  # an integer output too
+
+    g = torch.Generator().manual_seed(0)
+    a0, b0 = torch.randn(5, 4, generator=g, dtype=torch.float64), torch.randn(4, 3, generator=g, dtype=torch.float64)
+    before = torch.get_num_threads()
+    a, b = a0.clone().requires_grad_(), b0.clone().requires_grad_()
+    out = single_threaded(run, a, b, 3.0)
+    (out[0].sum() + 2 * out[1].sum()).backward()
+    ra, rb = a0.clone().requires_grad_(), b0.clone().requires_grad_()
+    ref = ((ra @ rb).sin() * 3.0, (ra * 2).sum(-1))
+    (ref[0].sum() + 2 * ref[1].sum()).backward()
+    torch.testing.assert_close(out[0], ref[0])
+    torch.testing.assert_close(a.grad, ra.grad)
+    torch.testing.assert_close(b.grad, rb.grad)
+    assert not out[2].requires_grad and out[2].dtype == torch.int64
+    assert seen == [1, 1] and torch.get_num_threads() == before
+    assert torch.autograd.gradcheck(lambda x, y: single_threaded(run, x, y, 0.5)[:2], (a0.requires_grad_(), b0.requires_grad_()))

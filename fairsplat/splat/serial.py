@@ -63,9 +63,10 @@ class _SingleThreaded(torch.autograd.Function):
         result = [None] * len(ctx.leaves)
         if need and pairs:
             with torch_threads(1):
-                got = torch.autograd.grad(
-                    [o for o, _ in pairs], [ctx.leaves[i] for i in need], [g for _, g in pairs], allow_unused=True
-                )
+                got = torch.autograd.grad(  # retain: the inner graph lives (and dies) with ctx, so that
+                    [o for o, _ in pairs],  # backward(retain_graph=True) on the outer graph works twice
+                    [ctx.leaves[i] for i in need], [g for _, g in pairs], allow_unused=True, retain_graph=True,
+                )  # fmt: skip
             for i, g in zip(need, got):
                 result[i] = g
         return (None, *result)
