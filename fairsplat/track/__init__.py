@@ -1,9 +1,17 @@
 """FLAME tracking: fit shape, expression, pose and camera to 68 2D landmarks.
 
-Modules: ``landmarks`` (an exact landmark-only FLAME, the fast path every fit
+Fitting: ``landmarks`` (an exact landmark-only FLAME, the fast path every fit
 runs through), ``camera`` (projection, rotations, the closed-form rigid
-initialisation), ``priors`` (coefficient, pose-limit and temporal penalties),
-``fit`` (the batched Adam fit, one optimisation for a whole batch),
-``video`` (decode, detect, track a clip with a shared shape, jitter) and
-``synth_eval`` (the SynthHeads accuracy report the ``track`` stage writes).
+initialisation), ``priors`` (coefficient and joint-limit weights), ``solver``
+(batched Levenberg-Marquardt, one block per subject), ``fit`` (the fitter:
+rigid start, then everything, for a whole batch) and ``photometric``
+(optional refinement through the Gaussian rasteriser).
+
+Running it: ``sources`` (SynthHeads, curated crops, photos as ``Items``),
+``video`` (decode, detect, clips, jitter), ``run`` (batching by subject,
+interpolation of failed clip frames, rejects), ``evaluate`` (NME, SynthHeads
+parameter errors, per-Fitzpatrick tables), ``tables`` (the Parquet outputs),
+``plots`` and ``pipeline`` (the ``track`` stage's work). ``synthetic`` makes
+problems with known answers and ``toy_head`` a tiny FLAME-format head, for
+tests and benchmarks.
 """

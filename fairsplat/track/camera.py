@@ -63,12 +63,12 @@ def matrix_to_axis_angle(rot: Tensor) -> Tensor:  # [..., 3, 3] -> [..., 3]
     # Shepperd: pick the largest of 4w^2, 4x^2, 4y^2, 4z^2 for the square root.
     cand = torch.stack([1 + tr, 1 + 2 * m[..., 0, 0] - tr, 1 + 2 * m[..., 1, 1] - tr, 1 + 2 * m[..., 2, 2] - tr], -1)
     k = cand.argmax(-1, keepdim=True)  # [..., 1]
-    d = cand.clamp_min(1e-12).sqrt()  # [..., 4] = 2|q_i|
+    d = cand  # [..., 4] = 4 q_i^2: each row below is 4 q_pivot q, normalised afterwards
     w = torch.stack([d[..., 0], m[..., 2, 1] - m[..., 1, 2], m[..., 0, 2] - m[..., 2, 0], m[..., 1, 0] - m[..., 0, 1]], -1)
     x = torch.stack([m[..., 2, 1] - m[..., 1, 2], d[..., 1], m[..., 0, 1] + m[..., 1, 0], m[..., 0, 2] + m[..., 2, 0]], -1)
     y = torch.stack([m[..., 0, 2] - m[..., 2, 0], m[..., 0, 1] + m[..., 1, 0], d[..., 2], m[..., 1, 2] + m[..., 2, 1]], -1)
     z = torch.stack([m[..., 1, 0] - m[..., 0, 1], m[..., 0, 2] + m[..., 2, 0], m[..., 1, 2] + m[..., 2, 1], d[..., 3]], -1)
-    rows = torch.stack([w, x, y, z], -2)  # [..., 4 (which pivot), 4 (w,x,y,z) * 2q_pivot]
+    rows = torch.stack([w, x, y, z], -2)  # [..., 4 (which pivot), 4 (w,x,y,z) * 4 q_pivot]
     q = torch.gather(rows, -2, k[..., None].expand(*k.shape[:-1], 1, 4))[..., 0, :]
     q = torch.nn.functional.normalize(q, dim=-1)
     q = torch.where(q[..., :1] < 0, -q, q)  # w >= 0: angle in [0, pi]

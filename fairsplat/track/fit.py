@@ -33,7 +33,7 @@ from fairsplat.labels import IBUG68_GROUPS
 from fairsplat.track.camera import FLIP, matrix_to_axis_angle, project, rigid_init
 from fairsplat.track.landmarks import LandmarkFlame
 from fairsplat.track.priors import PriorWeights
-from fairsplat.track.solver import Terms, frame_costs, solve
+from fairsplat.track.solver import Terms, solve
 
 # Frame parameter layout (x): rotation, (x/z, y/z), log z, then FLAME's non-global joints, then expression.
 ROT, TXY, LOGZ, NECK, JAW, EYES = slice(0, 3), slice(3, 5), slice(5, 6), slice(6, 9), slice(9, 12), slice(12, 18)
@@ -135,7 +135,7 @@ class Fitter:
         weights = landmark_weights(visible, self.cfg.jaw_line_weight)  # [B, 68]
         subjects = torch.arange(b) if subjects is None else torch.unique(subjects, return_inverse=True)[1]
         terms = self._terms(_triples(sequence, subjects))
-        x = self._initialise(targets, K, weights)  # [B, Dx]
+        x = self._initialise(targets, K, weights, subjects)  # [B, Dx]
         y = torch.zeros(int(subjects.max()) + 1, self.n_shape)  # [G, S]
         res = self._residual(targets, K, weights)
         rigid = torch.zeros(self.dx + self.n_shape, dtype=torch.bool)
@@ -175,11 +175,11 @@ class Fitter:
         lo[JAW], hi[JAW] = torch.tensor([w.jaw_open[0], -w.jaw_side, -w.jaw_side]), torch.tensor([w.jaw_open[1], w.jaw_side, w.jaw_side])
         ws[ROT], ws[NECK], ws[JAW] = c.smooth_pose, c.smooth_pose, c.smooth_pose
         ws[TXY], ws[LOGZ], ws[N_FIXED:] = c.smooth_transl, c.smooth_transl, c.smooth_expr
-        return Terms(wx, torch.full((self.n_shape,), w.shape), lo, hi, w.limits, ws, triples)
+        return Terms(wx, torch.full((self.n_shape,), float(w.shape)), lo, hi, float(w.limits), ws, triples)
 
     @torch.no_grad()
-    def _initialise(self, targets: Tensor, K: Tensor, weights: Tensor) -> Tensor:  # -> x [B, Dx]
-        """Closed-form rigid start; frames without landmarks copy the nearest frame that has them."""
+    def _initialise(self, targets: Tensor, K: Tensor, weights: Tensor, subjects: Tensor) -> Tensor:  # -> x [B, Dx]
+        """Closed-form rigid start; frames without landmarks copy the nearest frame of their subject that has them."""
         b = targets.shape[0]
         R, t = rigid_init(self.template.expand(b, 68, 3), targets, K, weights)  # camera <- template
         t_cam = t + (R @ self.centre[:, None])[..., 0]  # [B, 3] camera position of the pivot
@@ -190,9 +190,9 @@ class Fitter:
         missing = weights.sum(1) <= 0
         if bool(missing.any()) and bool((~missing).any()):
             idx = torch.arange(b)
-            good = idx[~missing]
-            nearest = good[(idx[:, None] - good[None]).abs().argmin(1)]
-            x = torch.where(missing[:, None], x[nearest], x)
+            dist = (idx[:, None] - idx[None]).abs() + b * (subjects[:, None] != subjects[None])  # [B, B] other subjects last
+            dist = torch.where(missing[None], 3 * b, dist)  # never copy from a frame without landmarks
+            x = torch.where(missing[:, None], x[dist.argmin(1)], x)
         return x
 
 

@@ -1,14 +1,13 @@
-"""Track a talking-head clip: decode, detect, fit with one shape and smooth motion.
+"""Videos: decode with PyAV, detect per frame, one clip = one subject with smooth motion; jitter.
 
 Why a clip is one problem: the person does not change between frames, so the
 clip shares one shape (far better determined from many frames than from
 one), and real motion is smooth, so a second-difference penalty on pose,
 expression and translation suppresses detector jitter without lagging real
-motion. Frames where the detector finds no face, or several, are recorded
-with that status and carry no landmark weight; the smoothness term and an
-explicit linear interpolation over time fill their parameters from the
-neighbours. Nothing in a clip can make the tracker crash: a clip with no
-face at all comes back with every frame marked and no parameters.
+motion. Frames where the detector finds no face, or several, keep their
+status and carry no landmark weight; ``run.interpolate_clips`` fills them.
+A file that cannot be decoded becomes one ``bad_video`` reject row; nothing
+in a clip can make the tracker crash.
 """
 
 from __future__ import annotations
@@ -17,12 +16,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from fairsplat.track.camera import default_K
-from fairsplat.track.fit import Fitter, FitResult, flame_landmarks_2d
+from fairsplat.track.run import TrackRun
+from fairsplat.track.sources import OK, Detector, Items, detect_rows
 
-OK, NO_FACE, MULTI_FACE = "ok", "no_face", "multi_face"
+VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv", ".webm", ".avi")
+BAD_VIDEO = "bad_video"
 
 
 @dataclass
@@ -33,21 +33,7 @@ class Clip:
     source_fps: float
 
 
-@dataclass
-class ClipTrack:
-    name: str
-    times: np.ndarray  # [T]
-    status: list[str]  # [T] OK / NO_FACE / MULTI_FACE
-    detected: np.ndarray  # [T, 68, 2] detector landmarks (NaN where none used)
-    fit: FitResult | None  # None when no frame had a face
-    interpolated: np.ndarray  # [T] bool: parameters filled from neighbours
-
-    @property
-    def valid(self) -> np.ndarray:  # [T] bool
-        return np.array([s == OK for s in self.status])
-
-
-def read_clip(path: str | Path, fps: float = 3.0, max_frames: int = 24) -> Clip:
+def read_clip(path: str | Path, fps: float = 5.0, max_frames: int = 60) -> Clip:
     """Decode with PyAV, keeping about ``fps`` frames per second, at most ``max_frames``."""
     import av
 
@@ -71,65 +57,57 @@ def read_clip(path: str | Path, fps: float = 3.0, max_frames: int = 24) -> Clip:
     return Clip(path.stem, np.stack(frames), np.asarray(times), src_fps)
 
 
-def detect_clip(frames: np.ndarray, detect=None) -> tuple[np.ndarray, list[str]]:  # -> [T, 68, 2], [T]
-    """dlib 68 landmarks per frame; pixel centres moved to +0.5 (the fitter's convention)."""
-    if detect is None:
-        from fairsplat.faces.detect import detect_faces as detect
-    out = np.full((len(frames), 68, 2), np.nan)
-    status = []
-    for t, img in enumerate(frames):
-        faces = detect(img)
-        status.append(OK if len(faces) == 1 else NO_FACE if not faces else MULTI_FACE)
-        if len(faces) == 1:
-            out[t] = faces[0].landmarks + 0.5
-    return out, status
-
-
-def track_landmarks(
-    fitter: Fitter,
-    landmarks: np.ndarray,  # [T, 68, 2] (NaN rows allowed where status != OK)
-    status: list[str],
-    K: torch.Tensor,  # [3, 3]
-    times: np.ndarray | None = None,  # [T]
-    name: str = "clip",
-) -> ClipTrack:
-    """Fit a clip jointly (one shape, smooth motion), then interpolate failed frames."""
-    T = len(status)
-    times = np.arange(T, dtype=float) if times is None else np.asarray(times, float)
-    valid = np.array([s == OK for s in status])
-    if not valid.any():
-        return ClipTrack(name, times, list(status), landmarks, None, np.zeros(T, bool))
-    targets = torch.as_tensor(np.nan_to_num(landmarks), dtype=torch.float32)
-    visible = torch.as_tensor(valid, dtype=torch.float32)[:, None].expand(T, 68).clone()
-    ones = torch.zeros(T, dtype=torch.long)
-    fit = fitter.fit(targets, K.expand(T, 3, 3), visible, subjects=ones, sequence=ones)
-    _interpolate(fitter, fit, valid, times)
-    return ClipTrack(name, times, list(status), landmarks, fit, ~valid)
-
-
-def track_clip(fitter: Fitter, clip: Clip, fov_deg: float, detect=None) -> ClipTrack:
-    """Detect and track one decoded clip with a pinhole camera of ``fov_deg``."""
-    landmarks, status = detect_clip(clip.frames, detect)
+def clip_items(clip: Clip, fov_deg: float, detect: Detector | None = None, keep_images: bool = False) -> Items:
+    """One decoded clip as ``Items``: one subject, one sequence, frames in order."""
+    targets, status, n_faces = detect_rows(clip.frames, detect, desc=f"detect {clip.name}")
+    t = len(clip.frames)
     h, w = clip.frames.shape[1:3]
-    return track_landmarks(fitter, landmarks, status, default_K(w, h, fov_deg), clip.times, clip.name)
+    K = default_K(w, h, fov_deg).numpy()
+    return Items(
+        ids=[f"{clip.name}/{i:05d}" for i in range(t)], source="videos", subject=[clip.name] * t,
+        sequence=[clip.name] * t, frame=np.arange(t, dtype=np.int64), targets=targets,
+        visible=np.isfinite(targets[..., 0]), K=np.repeat(K[None], t, 0), status=status, n_faces=n_faces,
+        fitzpatrick=[None] * t, paths=[None] * t, images=list(clip.frames) if keep_images else None,
+    )  # fmt: skip
 
 
-@torch.no_grad()
-def _interpolate(fitter: Fitter, fit: FitResult, valid: np.ndarray, times: np.ndarray) -> None:
-    """Frames without landmarks: linear in time between fitted neighbours (held at the ends)."""
-    if valid.all():
-        return
-    good = np.nonzero(valid)[0]
-    for name in ("expr", "pose", "transl"):
-        a = getattr(fit, name).numpy()
-        filled = np.stack([np.interp(times, times[good], a[good, d]) for d in range(a.shape[1])], 1)
-        getattr(fit, name)[:] = torch.as_tensor(filled, dtype=torch.float32)
-    fit.landmarks2d[:] = flame_landmarks_2d(fitter.model, fit.shape, fit.expr, fit.pose, fit.transl, fit.K)
+def load_videos(root: str | Path, fov_deg: float, fps: float, max_frames: int, detect: Detector | None = None,
+                keep_images: bool = False) -> Items:  # fmt: skip
+    """Every video under ``root``; a file PyAV cannot decode is one ``bad_video`` row."""
+    parts = []
+    for path in sorted(p for p in Path(root).rglob("*") if p.suffix.lower() in VIDEO_SUFFIXES and p.is_file()):
+        try:
+            clip = read_clip(path, fps, max_frames)
+        except Exception:  # noqa: BLE001  (any decoder error: record, never crash)
+            parts.append(_bad_video(path))
+            continue
+        parts.append(clip_items(clip, fov_deg, detect, keep_images))
+    return merge(parts, "videos")
+
+
+def _bad_video(path: Path) -> Items:
+    return Items([path.stem], "videos", [path.stem], [None], np.zeros(1, np.int64), np.full((1, 68, 2), np.nan, np.float32),
+                 np.zeros((1, 68), bool), np.eye(3, dtype=np.float32)[None], [BAD_VIDEO], np.full(1, -1), [None], [str(path)])  # fmt: skip
+
+
+def merge(parts: list[Items], source: str) -> Items:
+    """Concatenate Items of one source (ids must already be unique)."""
+    cat = lambda name: [v for p in parts for v in getattr(p, name)]  # noqa: E731
+    arr = lambda name, shape: np.concatenate([getattr(p, name) for p in parts]) if parts else np.zeros(shape)  # noqa: E731
+    images = cat("images") if parts and all(p.images is not None for p in parts) else None
+    return Items(
+        ids=cat("ids"), source=source, subject=cat("subject"), sequence=cat("sequence"),
+        frame=arr("frame", (0,)).astype(np.int64), targets=arr("targets", (0, 68, 2)).astype(np.float32),
+        visible=arr("visible", (0, 68)).astype(bool), K=arr("K", (0, 3, 3)).astype(np.float32), status=cat("status"),
+        n_faces=arr("n_faces", (0,)).astype(np.int64), fitzpatrick=cat("fitzpatrick"), paths=cat("paths"), images=images,
+    )  # fmt: skip
 
 
 def motion(landmarks: np.ndarray, valid: np.ndarray, scale: float, order: int = 1) -> float:
     """Mean landmark displacement between consecutive valid frames (order 1), or
     mean |second difference| over valid triples (order 2), divided by ``scale``."""
+    if len(landmarks) <= order:
+        return float("nan")
     d = landmarks[1:] - landmarks[:-1] if order == 1 else landmarks[2:] - 2 * landmarks[1:-1] + landmarks[:-2]
     ok = np.all([valid[k : len(valid) - order + k] for k in range(order + 1)], axis=0)  # all frames used are valid
     if not ok.any():
@@ -137,7 +115,7 @@ def motion(landmarks: np.ndarray, valid: np.ndarray, scale: float, order: int = 
     return float(np.linalg.norm(d[ok], axis=-1).mean() / scale)
 
 
-def jitter(track: ClipTrack) -> dict[str, float]:
+def clip_jitter(detected: np.ndarray, fitted: np.ndarray, valid: np.ndarray) -> dict[str, float]:
     """Smoothness of the fitted 2D landmarks against the detector's own, on frames both have.
 
     Both in units of the detected inter-ocular distance (outer corners 36, 45).
@@ -146,14 +124,25 @@ def jitter(track: ClipTrack) -> dict[str, float]:
     same for second differences (acceleration), which real, smooth motion
     barely has and detector noise dominates. Ratios below 1 mean smoother.
     """
-    if track.fit is None:
-        return {"motion_detected": float("nan"), "motion_fitted": float("nan"), "motion_ratio": float("nan"),
-                "jitter_detected": float("nan"), "jitter_fitted": float("nan"), "jitter_ratio": float("nan")}
-    fitted, valid = track.fit.landmarks2d.numpy().astype(float), track.valid
-    det = np.where(valid[:, None, None], track.detected, fitted)
-    iod = float(np.median(np.linalg.norm(det[valid, 36] - det[valid, 45], axis=-1)))  # detected, outer eye corners
+    nan = float("nan")
+    if valid.sum() < 3:
+        return {f"{k}_{w}": nan for k in ("motion", "jitter") for w in ("detected", "fitted", "ratio")}
+    iod = float(np.median(np.linalg.norm(detected[valid, 36] - detected[valid, 45], axis=-1)))
     out = {}
     for key, order in (("motion", 1), ("jitter", 2)):
-        a, b = motion(det, valid, iod, order), motion(fitted, valid, iod, order)
-        out |= {f"{key}_detected": a, f"{key}_fitted": b, f"{key}_ratio": b / a if a > 0 else float("nan")}
+        a, b = motion(detected, valid, iod, order), motion(fitted, valid, iod, order)
+        out |= {f"{key}_detected": a, f"{key}_fitted": b, f"{key}_ratio": b / a if a > 0 else nan}
+    return out
+
+
+def jitter(items: Items, run: TrackRun) -> dict[str, dict[str, float]]:
+    """``clip_jitter`` for every clip of ``items`` (rows grouped by sequence, in frame order)."""
+    out = {}
+    seq = np.array([q or "" for q in items.sequence], object)
+    ok = np.array([s == OK for s in items.status]) & run.fitted
+    for q in sorted(set(seq) - {""}):
+        rows = np.nonzero(seq == q)[0]
+        rows = rows[np.argsort(items.frame[rows], kind="stable")]
+        if run.fitted[rows].any():
+            out[q] = clip_jitter(items.targets[rows].astype(float), run.landmarks2d[rows].astype(float), ok[rows])
     return out

@@ -1,0 +1,103 @@
+"""Params of stage ``track``: FLAME fitting to 68 landmarks (SynthHeads, photos, videos)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, field_validator
+
+from fairsplat.config import Section, register
+
+INPUTS = ("synth", "curated")
+
+
+@register("track")
+class TrackParams(Section):
+    inputs: list[Literal["synth", "curated"]] = ["synth", "curated"]
+    """What to track: ``synth`` (SynthHeads, with ground truth: the accuracy
+    metrics) and ``curated`` (stage curate's crops: the tracks later stages
+    train on, whatever dataset ingest read). Videos: ``--videos DIR`` on the CLI."""
+
+    landmarks: Literal["gt", "dlib"] = "gt"
+    """SynthHeads landmark source: ``gt`` (the manifest's exact projections, the
+    fitter's own accuracy) or ``dlib`` (the detector on the renders, what a user
+    photo gets). Photos, curated crops and videos always use detections."""
+
+    batch_size: int = Field(64, ge=1, le=4096)
+    """Images per fit call (whole subjects are never split). 64 is past the knee
+    of the CPU throughput curve (bench/track.py) and keeps memory small."""
+
+    n_shape: int | None = Field(None, ge=1)
+    """Shape components fitted; null = all the head has (20 by default)."""
+
+    n_expr: int | None = Field(None, ge=1)
+    """Expression components fitted; null = all the head has (10 by default)."""
+
+    share_shape: bool = True
+    """One shape per subject (SynthHeads identity, curated subject, video clip):
+    the person does not change between images, and many images pin it better."""
+
+    rigid_iters: int = Field(4, ge=0, le=100)
+    """LM iterations on rotation and translation only, after the closed-form start."""
+
+    iters: int = Field(15, ge=1, le=500)
+    """LM iterations on everything; noise-free fits converge in about 15."""
+
+    jaw_line_weight: float = Field(0.3, ge=0.0, le=1.0)
+    """Weight of the 17 jaw-line landmarks: detectors put them on the silhouette,
+    which slides over the face as the head turns, unlike FLAME's fixed embedding."""
+
+    shape_prior: float = Field(1e-4, ge=0.0)
+    """L2 weight on shape coefficients (unit variance); 1e-4 costs what a 1 % landmark
+    error does. Weaker priors fit ground-truth landmarks closer but let detector
+    bias push depth and face size far off (SynthHeads, dlib: 3D error 230 mm at 2e-5)."""
+
+    expr_prior: float = Field(3e-4, ge=0.0)
+    """L2 weight on expression coefficients. 3e-4 halves dlib-driven expression error
+    against 2e-5 (0.39 vs 0.95 on SynthHeads) and evens the per-type NME on exact landmarks."""
+
+    neck_prior: float = Field(1e-2, ge=0.0)
+    """L2 on the neck rotation: strong, since landmarks cannot tell it from the global one."""
+
+    smooth_pose: float = Field(3e-2, ge=0.0)
+    """Second-difference weight on global, neck and jaw rotation, clips only. On a
+    noisy synthetic clip (1 px noise, ~10 frames per motion cycle) 3e-2 gave the
+    lowest error against the truth; 10x more starts to flatten real motion."""
+
+    smooth_expr: float = Field(1e-3, ge=0.0)
+    """Second-difference weight on expression coefficients, clips only (as above)."""
+
+    smooth_transl: float = Field(3e-2, ge=0.0)
+    """Second-difference weight on the head's image position and log depth, clips only."""
+
+    fov_deg: float = Field(18.0, gt=1.0, lt=120.0)
+    """Horizontal field of view assumed for photos and videos, whose cameras are
+    unknown (SynthHeads and its K are exact). 18 deg is SynthHeads' own."""
+
+    video_fps: float = Field(5.0, gt=0.0, le=60.0)
+    """Frames per second kept when decoding a video (tracking every frame of a
+    30 fps clip costs 6x more and adds little for avatars)."""
+
+    max_frames: int = Field(60, ge=3, le=10_000)
+    """Frames kept per video; one clip is one dense solve, cubic in its length."""
+
+    photometric: bool = False
+    """Refine expression, pose and translation through the rasteriser after the
+    landmark fit (``photometric.py``). Off by default: ~1 s per image on a CPU."""
+
+    photometric_iters: int = Field(40, ge=1, le=2000)
+    """Adam steps of the photometric refinement."""
+
+    threads: int = Field(1, ge=0, le=256)
+    """torch CPU threads; 1 makes ``fit_fps`` a per-core figure (0 = torch's default)."""
+
+    plot_samples: int = Field(12, ge=0, le=200)
+    """Images drawn in ``plots/track/overlay.png`` (target and fitted landmarks)."""
+
+
+    @field_validator("inputs")
+    @classmethod
+    def _inputs(cls, v: list[str]) -> list[str]:
+        if not v or len(set(v)) != len(v):
+            raise ValueError(f"give each of {', '.join(INPUTS)} at most once, and at least one")
+        return v
