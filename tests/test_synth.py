@@ -206,3 +206,41 @@ def test_synth_stage_fails_before_work(tmp_path, synth_params, needle):
     result = CliRunner().invoke(app, args)
     assert isinstance(result.exception, ParamsError) and needle in str(result.exception), result.exception
     assert not (tmp_path / "out").exists() and not (tmp_path / "metrics").exists()
+
+
+def test_texel_shapes_match_the_uv_jacobian(head):
+    """In-plane covariance of each bound Gaussian = sigma^2 J J^T / res^2 (J = 3D per UV of its
+    triangle), checked against a per-triangle numpy solve; where the anisotropy cap is hit, the
+    major axis is kept and the minor raised to major / cap."""
+    import torch
+
+    from fairsplat.splat.binding import bind_to_world, uv_grid_binding
+    from fairsplat.splat.frames import quat_to_matrix
+    from fairsplat.synth.texels import MAX_ANISOTROPY, texel_shapes
+
+    res, sigma = 32, 0.7
+    binding = uv_grid_binding(head, resolution=res)
+    quats, log_scales = texel_shapes(head, binding, sigma)
+    v = torch.as_tensor(head.v_template)[None]
+    _, q, s = bind_to_world(binding, v, torch.as_tensor(head.faces, dtype=torch.long), None, quats, log_scales)
+    rot = quat_to_matrix(q[0]).double()
+    cov = rot @ torch.diag_embed(s[0].double() ** 2) @ rot.transpose(1, 2)  # [G, 3, 3]
+    checked = 0
+    for g in np.random.default_rng(0).choice(len(binding), 150, replace=False):
+        f = int(binding.face_idx[g])
+        tri, uv = head.v_template[head.faces[f]].astype(np.float64), head.uvs[head.uv_faces[f]].astype(np.float64)
+        e = np.stack([tri[1] - tri[0], tri[2] - tri[0]], 1)
+        jac = e @ np.linalg.inv(np.stack([uv[1] - uv[0], uv[2] - uv[0]], 1)) / res
+        want = sigma**2 * jac @ jac.T
+        n = np.cross(e[:, 0], e[:, 1])
+        p = np.eye(3) - np.outer(n, n) / (n @ n)
+        got = p @ cov[g].numpy() @ p
+        ev, vec = np.linalg.eigh(want)
+        if ev[-1] > MAX_ANISOTROPY**2 * ev[-2]:  # capped sliver: same major axis, minor = major / cap
+            gev, gvec = np.linalg.eigh(got)
+            np.testing.assert_allclose(gev[-2:], [ev[-1] / MAX_ANISOTROPY**2, ev[-1]], rtol=1e-3)
+            assert abs(gvec[:, -1] @ vec[:, -1]) > 1 - 1e-4
+        else:
+            np.testing.assert_allclose(got, want, atol=1e-6 * np.abs(want).max(), rtol=1e-3)
+            checked += 1
+    assert checked > 30

@@ -59,12 +59,14 @@ def _almond(dx: np.ndarray, upper: bool) -> np.ndarray:
 
 def _eye(sign: float) -> np.ndarray:  # [6, 2] 300-W order for that eye
     """dx is measured outwards from the eye centre; the right eye starts at its outer corner."""
-    hw = LAYOUT.almond_half_width * 0.9  # corners: the almond tapers to nothing; 0.9 is where the eyeball shows
-    third = hw * 0.42
+    # Corners: the almond tapers to nothing, so they sit where the eyeball still shows, the
+    # inner one further in (the caruncle and the nose's shadow side cover the medial end).
+    hw = LAYOUT.almond_half_width
+    outer, inner, third = 0.9 * hw, -0.82 * hw, 0.38 * hw
     if sign < 0:  # right eye: outer corner, upper outer, upper inner, inner corner, lower inner, lower outer
-        seq = [(hw, None), (third, True), (-third, True), (-hw, None), (-third, False), (third, False)]
+        seq = [(outer, None), (third, True), (-third, True), (inner, None), (-third, False), (third, False)]
     else:  # left eye: inner corner, upper inner, upper outer, outer corner, lower outer, lower inner
-        seq = [(-hw, None), (-third, True), (third, True), (hw, None), (third, False), (-third, False)]
+        seq = [(inner, None), (-third, True), (third, True), (outer, None), (third, False), (-third, False)]
     pts = []
     for dx, upper in seq:
         dy = 0.10 * dx if upper is None else _almond(np.array([dx]), upper)[0]  # corners: on the tilt line

@@ -17,16 +17,16 @@ import torch
 from fairsplat.labels import LABEL
 from fairsplat.splat.binding import UVBinding
 from fairsplat.synth.identity import Identity
+from fairsplat.synth.texels import texel_shapes
 
 SKIN_LIKE = ("skin", "nose", "neck", "l_ear", "r_ear")
 SCLERA = (0.88, 0.86, 0.82)
 MOUTH = (0.32, 0.09, 0.10)
 SPLAT_SIGMA = 0.7
-"""In-plane Gaussian scale as a fraction of the UV binding's texel footprint. The
-binding's default (1.0) blurs a 10 mm eye opening shut at 128 px: lid splats spill
-over the eyeball. 0.7 still closes the surface (about 0.9 alpha midway between
-texels) and keeps eyes visible: eye pixels per eye measured 0 -> 2-3 at 64 px
-(uv 64) and 30 -> 33 at 128 px (uv 128)."""
+"""In-plane Gaussian sigma as a fraction of the texel spacing along each texel axis
+(``texels.texel_shapes``). A full spacing blurs a 10 mm eye opening shut at 128 px
+(lid splats spill over the eyeball); 0.7 still closes the surface (alpha about 0.9
+midway between texels) and keeps the eyes visible."""
 
 
 @dataclass
@@ -35,6 +35,7 @@ class Appearance:
     labels: torch.Tensor  # [G] CelebAMask-HQ ids
     local_means: torch.Tensor  # [G, 3] (hair lifted off the scalp)
     local_log_scales: torch.Tensor  # [G, 3]
+    local_quats: torch.Tensor | None = None  # [G, 4] wxyz in the triangle frame; None = the binding's
 
 
 def _canonical(head, binding: UVBinding) -> torch.Tensor:  # [G, 3] rest positions
@@ -84,13 +85,12 @@ def build_appearance(head, binding: UVBinding, ident: Identity, rng: np.random.G
     strand = torch.as_tensor(rng.normal(0.0, 1.0, (g, 1)), dtype=torch.float32)
     albedo[hair] = (torch.tensor(ident.hair_rgb) * (1 + 0.18 * strand))[hair]
     local_means = binding.local_means.clone()
-    log_scales = binding.local_log_scales.clone()
-    log_scales[:, [0, 2]] += math.log(SPLAT_SIGMA)
+    local_quats, log_scales = texel_shapes(head, binding, SPLAT_SIGMA)
     if hair.any():  # volume: lift along the triangle normal (local y), thicken
         s_f = _face_scale(head, binding)
         local_means[hair, 1] += ident.hair_volume / s_f[hair]
-        log_scales[hair, 1] = log_scales[hair, 0] - math.log(2.0)
-    return Appearance(albedo.clamp(0, 1), labels, local_means, log_scales)
+        log_scales[hair, 1] = 0.5 * (log_scales[hair, 0] + log_scales[hair, 2]) - math.log(2.0)
+    return Appearance(albedo.clamp(0, 1), labels, local_means, log_scales, local_quats)
 
 
 def _face_scale(head, binding: UVBinding) -> torch.Tensor:  # [G] s_f at rest

@@ -16,7 +16,6 @@ import torch
 
 from fairsplat.labels import LABEL, NUM_CLASSES
 from fairsplat.splat.binding import UVBinding, bind_to_world
-from fairsplat.splat.frames import triangle_frames
 from fairsplat.splat.raster import rasterization
 from fairsplat.synth.appearance import Appearance
 from fairsplat.synth.scene import Light
@@ -49,8 +48,8 @@ def render_frame(
 ) -> Frame:
     out = flame(shape=shape[None], expr=expr[None], pose=pose[None])
     faces = flame.faces
-    means, quats, scales = bind_to_world(binding, out.vertices, faces, app.local_means, None, app.local_log_scales)
-    normals = triangle_frames(out.vertices, faces)[1][0, binding.face_idx, :, 1]  # [G, 3]
+    means, quats, scales = bind_to_world(binding, out.vertices, faces, app.local_means, app.local_quats, app.local_log_scales)
+    normals = smooth_normals(out.vertices[0], faces, binding.face_idx, binding.bary)  # [G, 3]
     rgb = shade_srgb(app, normals, means[0], light, viewmat)
     onehot = torch.nn.functional.one_hot(app.labels, NUM_CLASSES).float()
     feats = torch.cat([rgb, onehot], dim=1)  # [G, 3 + 19]
@@ -66,6 +65,25 @@ def render_frame(
     lm, vis = _project_landmarks(out.landmarks[0], out.vertices[0], faces, viewmat, K, size, visibility_tol)
     to8 = lambda x: (x.clamp(0, 1) * 255 + 0.5).to(torch.uint8).numpy()  # noqa: E731
     return Frame(to8(colour), to8(a), labels.numpy(), lm, vis)
+
+
+def smooth_normals(
+    verts: torch.Tensor,  # [V, 3]
+    faces: torch.Tensor,  # [F, 3]
+    face_idx: torch.Tensor,  # [G]
+    bary: torch.Tensor,  # [G, 3]
+) -> torch.Tensor:  # [G, 3] unit
+    """Phong-style normals: area-weighted vertex normals, interpolated at each Gaussian.
+
+    Flat (per-triangle) normals band visibly where the head grid is coarse (the
+    neck rows are 1 cm apart); interpolated ones shade the surface smoothly.
+    """
+    tri = verts[faces]  # [F, 3, 3]
+    fn = torch.linalg.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0], dim=-1)  # [F, 3], |fn| = 2 area
+    vn = torch.zeros_like(verts).index_add_(0, faces.reshape(-1), fn.repeat_interleave(3, dim=0))
+    vn = torch.nn.functional.normalize(vn, dim=-1)
+    g = (vn[faces[face_idx]] * bary[..., None]).sum(1)  # [G, 3]
+    return torch.nn.functional.normalize(g, dim=-1)
 
 
 SKIN_IDS = torch.tensor([LABEL[n] for n in ("skin", "nose", "neck")])
