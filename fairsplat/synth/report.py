@@ -79,4 +79,17 @@ def write_grids(root: Path, manifest: pa.Table, out: Path, per_type_ids: int = 4
             cells += [_load(root, index[(i, 0, v)]) for v in range(n_views)]
             cells += [_load(root, index[(i, f, 0)]) for f in range(1, n_frames)]
         Image.fromarray(_tile(cells, n_views + n_frames - 1)).save(out / f"grid_{t}.png")
-    Image.fromarray(_tile(strip, per_type_ids)).save(out / "types.png")
+    Image.fromarray(_with_row_names(_tile(strip, per_type_ids), list(FITZPATRICK))).save(out / "types.png")
+
+
+def _with_row_names(grid: np.ndarray, names: list[str], margin: int = 28) -> np.ndarray:
+    """A white margin on the left naming each row (the Fitzpatrick type), so the grid reads alone."""
+    from PIL import ImageDraw
+
+    h = grid.shape[0] // len(names)
+    canvas = Image.new("RGB", (grid.shape[1] + margin, grid.shape[0]), (255, 255, 255))
+    canvas.paste(Image.fromarray(grid), (margin, 0))
+    draw = ImageDraw.Draw(canvas)
+    for k, name in enumerate(names):
+        draw.text((4, k * h + h // 2 - 5), name, fill=(0, 0, 0))
+    return np.asarray(canvas)
