@@ -65,6 +65,22 @@ def test_flip_lut_swaps_sides_and_is_an_involution():
     np.testing.assert_array_equal(FLIP_LUT[FLIP_LUT], np.arange(256))
 
 
+def test_class_weights_by_hand(tmp_path):
+    from PIL import Image
+
+    from fairsplat.parse.data import Item
+    from fairsplat.parse.train import class_weights
+
+    lab = np.zeros((10, 10), np.uint8)
+    lab[:, :1] = 1  # freq: bg 0.9, skin 0.1 -> median 0.5
+    Image.fromarray(lab, mode="L").save(tmp_path / "m.png")
+    it = Item("a", "train", "I", "gt", tmp_path / "c.png", tmp_path / "m.png")
+    w = class_weights([it], 3, 1.0, 10)
+    torch.testing.assert_close(w, torch.tensor([0.5 / 0.9, 0.5 / 0.1, 0.0]))
+    torch.testing.assert_close(class_weights([it], 3, 0.5, 10), w.sqrt())
+    assert class_weights([it], 3, 0.0, 10) is None
+
+
 def test_lr_schedule():
     assert lr_at(0, 100, 10) == pytest.approx(0.1) and lr_at(9, 100, 10) == pytest.approx(1.0)
     assert lr_at(10, 100, 10) == pytest.approx(1.0) and lr_at(100, 100, 10) == pytest.approx(0.0)

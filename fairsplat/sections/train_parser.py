@@ -55,6 +55,10 @@ class TrainParserParams(Section):
     dice_weight: float = Field(0.5, ge=0.0)
     """Weight of soft Dice beside cross-entropy: keeps small classes (eyes, lips) from being ignored."""
 
+    class_weight_power: float = Field(0.5, ge=0.0, le=1.0)
+    """Cross-entropy class weights (median freq / freq) ** power: without them the net
+    never predicts a 15 px eye (held-out eye IoU 0.0 at power 0). 0 = unweighted."""
+
     flip: bool = True
     """Random horizontal flips with left/right labels swapped."""
 
@@ -104,6 +108,7 @@ class TrainParserParams(Section):
         return TrainConfig(
             model=model, encoder_weights=self.encoder_weights, epochs=self.epochs, batch_size=self.batch_size,
             lr=self.lr, weight_decay=self.weight_decay, warmup_frac=self.warmup_frac, dice_weight=self.dice_weight,
+            class_weight_power=self.class_weight_power,
             flip=self.flip, colour_jitter=self.colour_jitter, train_splits=tuple(self.train_splits),
             eval_splits=tuple(self.eval_splits), eval_every=self.eval_every, seed=self.seed, device=self.device,
         )  # fmt: skip
