@@ -115,3 +115,11 @@ def test_missing_input_fails_before_work(data, tmp_path):
                                       "--metrics-dir", str(tmp_path / "m"), "--plots", str(tmp_path / "p")])  # fmt: skip
     assert result.exit_code == 2 and "curated" in result.output
     assert not (tmp_path / "out").exists()
+
+
+def test_stage_with_photometric_refinement(data, tmp_path):
+    """The optional pass runs through the stage (few steps: this checks the wiring, test_track_photometric the maths)."""
+    m = run_stage(data, tmp_path, inputs=["synth"], photometric=True, **{"photometric-iters": 3})
+    assert m["photometric"] is True and m["fitted"] == 12
+    assert m["photometric_loss_after"] < m["photometric_loss_before"]
+    assert m["nme"] < 0.05 and m["nme_landmark_fit"] < 0.03
