@@ -11,6 +11,16 @@ from fairsplat.track.landmarks import LandmarkFlame
 from fairsplat.track.photometric import PhotoConfig, PhotometricRefiner
 from fairsplat.track.synthetic import _distance, project_problem
 
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Tiny tensors: a second intra-op thread costs ~6x on this shared 2-core machine (the stage uses track.threads=1)."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 SIZE = 64
 ITERS = 40
 

@@ -78,6 +78,10 @@ def evaluate(name: str, items: Items, run: TrackRun, model: LandmarkFlame) -> tu
     self_nme = np.where(ok, nme(run.landmarks2d, items.targets, items.visible), np.nan)
     per_row = {"nme_target": self_nme, **errors}
     out |= summarise(per_row, items.fitzpatrick, fitted)
+    types = np.array([t or "" for t in items.fitzpatrick], object)
+    for t, row in out.get("per_fitzpatrick", {}).items():  # dlib misses by skin type: a fairness figure of its own
+        mask = detected & (types == t)
+        row["detection_rate"] = float(ok[mask].mean()) if mask.any() else None
     for k in [k for k in out if k.startswith("nme_target") and k != "nme_target"]:
         out.pop(k)
     if name == "videos":
