@@ -96,6 +96,7 @@ def summarise(per_row: dict[str, np.ndarray], fitzpatrick: list[str | None], fit
         per[t] |= {k: _mean(v[rows & fitted]) for k, v in per_row.items()}
     if per:
         out["per_fitzpatrick"] = per
+    if per and "nme" in per_row:
         vals = [p["nme"] for p in per.values() if p.get("nme") is not None]
         out["nme_type_gap"] = float(max(vals) / min(vals) - 1) if len(vals) > 1 and min(vals) > 0 else None
     return out

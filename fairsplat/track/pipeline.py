@@ -73,14 +73,15 @@ def evaluate(name: str, items: Items, run: TrackRun, model: LandmarkFlame) -> tu
     detected = items.n_faces >= 0
     out = {"images": n, "fitted": int(fitted.sum()), "interpolated": int(run.interpolated.sum()),
            "rejected": int((~fitted).sum()),
-           "detection_rate": float(ok[detected].mean()) if detected.any() else None}  # fmt: skip
+           "detection_rate": float(ok[detected].mean()) if detected.any() and name != "curated" else None}  # fmt: skip
+    # (curate keeps only crops with a face, so a detection rate of its output would always read 1)
     errors = synth_errors(items, run, model) if "landmarks" in items.gt else {}
     self_nme = np.where(ok, nme(run.landmarks2d, items.targets, items.visible), np.nan)
     per_row = {"nme_target": self_nme, **errors}
     out |= summarise(per_row, items.fitzpatrick, fitted)
     types = np.array([t or "" for t in items.fitzpatrick], object)
     for t, row in out.get("per_fitzpatrick", {}).items():  # dlib misses by skin type: a fairness figure of its own
-        mask = detected & (types == t)
+        mask = detected & (types == t) & (name != "curated")
         row["detection_rate"] = float(ok[mask].mean()) if mask.any() else None
     for k in [k for k in out if k.startswith("nme_target") and k != "nme_target"]:
         out.pop(k)
