@@ -7,6 +7,7 @@ checked exactly.
 """
 
 import socket
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -102,8 +103,6 @@ def test_ground_truth_backend_returns_labels_and_reasons(curated, tmp_path):
     res = BACKENDS["ground_truth"](Options()).parse(items, images)
     assert all(r.labels is not None and r.labels.shape == (64, 64) for r in res)
     # no map, missing file, wrong size, ids out of range
-    from dataclasses import replace
-
     from PIL import Image
 
     Image.fromarray(np.ones((32, 32), np.uint8), mode="L").save(tmp_path / "small.png")
@@ -217,6 +216,56 @@ def test_dataset_flip_swaps_labels(curated):
             break
     torch.testing.assert_close(x1, x0.flip(-1))
     assert torch.equal(y1, torch.from_numpy(FLIP_LUT[y0.flip(-1).numpy()]).long())
+
+
+def test_affine_moves_image_and_labels_together(tmp_path):
+    """Paint a crop in its label colours; after the random affine the two must still agree."""
+    from PIL import Image
+
+    from fairsplat.parse.plots import colourise
+
+    fake_curated(tmp_path, per_type=1, frames=1, size=128)
+    it = read_items(tmp_path)[0]
+    Image.fromarray(colourise(np.asarray(Image.open(it.mask)))).save(tmp_path / "painted.png")
+    painted = [replace(it, crop=tmp_path / "painted.png")]
+    plain, (x, y) = LabelledCrops(painted, 128)[0], LabelledCrops(painted, 128, affine=1.0, seed=3)[0]
+    assert not torch.equal(plain[1], y), "the affine did nothing"
+    rgb = torch.from_numpy(colourise(y.numpy().astype(np.uint8))).permute(2, 0, 1).float() / 255.0
+    fg = y > 0  # the fill differs by design: grey image, background ids
+
+    def agree(ref):
+        return ((x - ref).abs().amax(0) < 0.02)[fg].float().mean()
+
+    assert agree(rgb) > 0.88, agree(rgb)  # bilinear vs nearest differ only along region borders
+    for shift in (1, -1):  # a one-pixel misalignment either way agrees less
+        assert agree(rgb.roll(shift, -1)) < agree(rgb) - 0.01 and agree(rgb.roll(shift, -2)) < agree(rgb) - 0.01
+
+
+def test_random_affine_maps_points_as_documented():
+    from fairsplat.parse.data import random_affine
+
+    size = 100
+    a, b, c, d, e, f = random_affine(np.random.default_rng(0), 1.0, size)
+    rng = np.random.default_rng(0)  # the same draws, in random_affine's order
+    s, th = 1.0 + rng.uniform(-0.1, 0.1), np.deg2rad(rng.uniform(-10.0, 10.0))
+    tx, ty = rng.uniform(-0.05, 0.05, 2) * size
+    c0 = (size - 1) / 2
+    rot = s * np.array([[np.cos(th), -np.sin(th)], [np.sin(th), np.cos(th)]])  # forward: input -> output
+    for p in ([c0, c0], [10.0, 80.0], [90.0, 5.0]):
+        out = rot @ (np.array(p) - c0) + c0 + [tx, ty]  # where input point p lands
+        np.testing.assert_allclose([a * out[0] + b * out[1] + c, d * out[0] + e * out[1] + f], p, atol=1e-9)
+
+
+def test_tta_flip_is_mirror_equivariant():
+    """With flip TTA, the prediction for a mirrored crop is the mirrored prediction with sides swapped."""
+    from fairsplat.models.parser import mirror_channels
+
+    torch.manual_seed(0)
+    model = Parser(replace(TINY, tta_flip=True)).eval()
+    x = torch.rand(1, 3, 64, 64)
+    a, b = model.infer(x), model.infer(x.flip(-1))
+    torch.testing.assert_close(b, a.flip(-1)[:, mirror_channels(TINY.labels)], atol=1e-5, rtol=1e-5)
+    assert mirror_channels(TINY.labels) == FLIP_LUT[:NUM_CLASSES].tolist()
 
 
 def test_training_learns_on_a_tiny_set(tmp_path):

@@ -46,6 +46,7 @@ class ParserConfig:
     labels: tuple[str, ...] = CELEBAMASK_CLASSES  # output channel i = labels[i]
     mean: tuple[float, float, float] = IMAGENET_MEAN
     std: tuple[float, float, float] = IMAGENET_STD
+    tta_flip: bool = False  # inference averages the logits of the crop and of its mirror image
     training: dict[str, Any] = field(default_factory=dict, compare=False)
 
     def to_json(self) -> dict[str, Any]:
@@ -86,6 +87,28 @@ class Parser(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # [B, 3, S, S] -> [B, C, S, S]
         assert x.ndim == 4 and x.shape[1] == 3, x.shape
         return self.net((x - self.mean) / self.std)
+
+    @torch.no_grad()
+    def infer(self, x: torch.Tensor) -> torch.Tensor:  # [B, 3, S, S] -> [B, C, S, S]
+        """Inference logits; with ``tta_flip`` the mean over the crop and its mirror (left/right channels swapped).
+
+        Why: a mirrored face is as valid a face, so the mean cancels part of
+        the net's asymmetric errors; it costs one extra forward pass.
+        """
+        y = self(x)
+        if self.cfg.tta_flip:
+            y = 0.5 * (y + self(x.flip(-1)).flip(-1)[:, mirror_channels(self.cfg.labels)])
+        return y
+
+
+def mirror_channels(labels: tuple[str, ...]) -> list[int]:
+    """Channel order after a horizontal flip: ``l_x`` <-> ``r_x`` (by name), others fixed.
+
+    A name without a partner stays: CelebAMask-HQ's ``l_lip`` is the *lower* lip (no ``r_lip``).
+    """
+    index = {n: i for i, n in enumerate(labels)}
+    swap = {"l_": "r_", "r_": "l_"}
+    return [index.get(swap[n[:2]] + n[2:], i) if n[:2] in swap else i for i, n in enumerate(labels)]
 
 
 def _read_state(path: Path) -> dict[str, torch.Tensor]:

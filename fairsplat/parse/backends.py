@@ -124,7 +124,7 @@ class TrainedBackend(ModelBackend):
 
     @torch.no_grad()
     def logits(self, x):
-        return self.model(x)
+        return self.model.infer(x)
 
 
 class GroundTruthBackend(Backend):

@@ -112,20 +112,38 @@ def resize_labels(lab: np.ndarray, size: int) -> np.ndarray:
     return np.asarray(Image.fromarray(lab, mode="L").resize((size, size), Image.NEAREST))
 
 
+def random_affine(rng: np.random.Generator, strength: float, size: int) -> tuple[float, ...]:
+    """PIL's inverse affine coefficients (a, b, c, d, e, f) for a random similarity about the centre.
+
+    ``strength`` 1 means scale x[0.9, 1.1], rotation +-10 degrees, shift +-5% of the side;
+    it scales all three. Output pixel (x, y) samples the input at (a x + b y + c, d x + e y + f).
+    """
+    s = 1.0 + strength * rng.uniform(-0.1, 0.1)
+    th = np.deg2rad(strength * rng.uniform(-10.0, 10.0))
+    tx, ty = strength * rng.uniform(-0.05, 0.05, 2) * size
+    c0 = (size - 1) / 2.0
+    cos, sin = np.cos(th) / s, np.sin(th) / s  # inverse of (rotate by th, scale by s)
+    a, b, d, e = cos, sin, -sin, cos
+    return (a, b, c0 - a * (c0 + tx) - b * (c0 + ty), d, e, c0 - d * (c0 + tx) - e * (c0 + ty))
+
+
 class LabelledCrops(torch.utils.data.Dataset):
     """(image [3, S, S] float in [0, 1], labels [S, S] int64) from curated crops and label maps.
 
-    ``flip``: random horizontal flips with left/right ids swapped (the only
-    geometric augmentation; SynthHeads already varies pose and framing).
-    Colour augmentation runs batched on the model side (``parse.train``).
-    The flip draws from a generator seeded per (epoch, index), so an epoch is
-    reproducible whatever the loader order.
+    Augmentation (train only): ``flip``, random horizontal flips with
+    left/right ids swapped; ``affine``, a random similarity (scale, rotation,
+    shift; see ``random_affine``), bilinear for the image over curate's mid-grey
+    and nearest for the ids over background, so head shapes and framings the
+    12-odd training identities do not show are still seen. Colour
+    augmentation runs batched on the model side (``parse.train``). Draws come
+    from a generator seeded per (seed, epoch, index): an epoch is reproducible
+    whatever the loader order.
     """
 
-    def __init__(self, items: list[Item], size: int, flip: bool = False, seed: int = 0):
+    def __init__(self, items: list[Item], size: int, flip: bool = False, seed: int = 0, affine: float = 0.0):
         missing = [it.image_id for it in items if it.mask is None]
         assert not missing, f"items without label maps: {missing[:3]}"
-        self.items, self.size, self.flip, self.seed = items, size, flip, seed
+        self.items, self.size, self.flip, self.seed, self.affine = items, size, flip, seed, affine
         self.epoch = 0
 
     def __len__(self) -> int:
@@ -135,7 +153,14 @@ class LabelledCrops(torch.utils.data.Dataset):
         it = self.items[i]
         img = resize_rgb(load_rgb(it.crop), self.size)  # [S, S, 3]
         lab = resize_labels(load_labels(it.mask), self.size)  # [S, S]
-        if self.flip and np.random.default_rng([self.seed, self.epoch, i]).random() < 0.5:
+        rng = np.random.default_rng([self.seed, self.epoch, i])
+        if self.flip and rng.random() < 0.5:
             img, lab = img[:, ::-1], FLIP_LUT[lab[:, ::-1]]
+        if self.affine > 0:
+            coef = random_affine(rng, self.affine, self.size)
+            img = np.array(Image.fromarray(np.ascontiguousarray(img)).transform(
+                (self.size, self.size), Image.AFFINE, coef, Image.BILINEAR, fillcolor=(128, 128, 128)))
+            lab = np.array(Image.fromarray(np.ascontiguousarray(lab), mode="L").transform(
+                (self.size, self.size), Image.AFFINE, coef, Image.NEAREST, fillcolor=0))  # fmt: skip
         x = torch.from_numpy(np.ascontiguousarray(img)).permute(2, 0, 1).float() / 255.0  # [3, S, S]
         return x, torch.from_numpy(np.ascontiguousarray(lab)).long()  # [S, S]

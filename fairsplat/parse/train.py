@@ -39,7 +39,7 @@ class TrainConfig:
 
     model: ParserConfig = field(default_factory=ParserConfig)
     encoder_weights: str | None = None
-    epochs: int = 40
+    epochs: int = 60
     batch_size: int = 16
     lr: float = 2e-3
     weight_decay: float = 1e-4
@@ -47,6 +47,7 @@ class TrainConfig:
     dice_weight: float = 0.5
     class_weight_power: float = 0.5
     flip: bool = True
+    affine: float = 0.0
     colour_jitter: float = 0.2
     train_splits: tuple[str, ...] = ("train",)
     eval_splits: tuple[str, ...] = ("val", "test")
@@ -68,7 +69,7 @@ class InMemoryBackend(ModelBackend):
 
     @torch.no_grad()
     def logits(self, x):
-        return self.model(x)
+        return self.model.infer(x)
 
 
 def split_items(items: Sequence[Item], cfg: TrainConfig) -> tuple[list[Item], list[Item]]:
@@ -188,7 +189,7 @@ def fit(items: Sequence[Item], cfg: TrainConfig, live=None, progress: bool = Tru
     torch.manual_seed(cfg.seed)
     device = resolve_device(cfg.device)
     model, init = build_model(cfg, device)
-    data = LabelledCrops(train, cfg.model.size, flip=cfg.flip, seed=cfg.seed)
+    data = LabelledCrops(train, cfg.model.size, flip=cfg.flip, seed=cfg.seed, affine=cfg.affine)
     gen = torch.Generator().manual_seed(cfg.seed)
     loader = torch.utils.data.DataLoader(data, batch_size=cfg.batch_size, shuffle=True, generator=gen, drop_last=False)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
