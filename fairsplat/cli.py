@@ -1,0 +1,102 @@
+"""The ``fairsplat`` command: small helpers around the DVC pipeline.
+
+    fairsplat validate                       # check every params.yaml section, naming bad keys
+    fairsplat preset gpu                     # print `-S section.key=value` flags of params/gpu.yaml
+    dvc exp run $(fairsplat preset gpu)      # a real-scale experiment, params.yaml untouched
+
+Why presets print ``-S`` flags rather than rewrite params.yaml: an experiment
+then records exactly which values differ from the default run, ``dvc exp show``
+and ``dvc metrics diff`` compare the two, and the committed defaults stay the
+small CPU run that CI and a fresh clone use.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import typer
+import yaml
+
+from fairsplat.config import ParamsError, parse_section, read_params, validate_all
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__.split("\n\n")[0])
+
+PRESETS_DIR = Path("params")
+
+
+@app.command()
+def validate(params: Path = typer.Option(Path("params.yaml"), help="params file")) -> None:
+    """Validate every section of the params file; exit 2 naming the bad key."""
+    try:
+        sections = validate_all(params)
+    except ParamsError as err:
+        typer.echo(str(err), err=True)
+        raise typer.Exit(2) from None
+    typer.echo(f"{params}: {len(sections)} sections valid ({', '.join(sections)})")
+
+
+def _deep_merge(base: dict, over: dict) -> dict:
+    out = dict(base)
+    for k, v in over.items():
+        out[k] = _deep_merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def _flags(prefix: str, value: Any) -> list[tuple[str, Any]]:
+    """Nested mappings become dotted keys: DVC's (Hydra's) -S grammar merges them entry by entry."""
+    if isinstance(value, dict) and value:
+        return [kv for k, v in value.items() for kv in _flags(f"{prefix}.{k}", v)]
+    return [(prefix, value)]
+
+
+def preset_overrides(name: str, params: Path = Path("params.yaml"), presets_dir: Path = PRESETS_DIR) -> list[str]:
+    """``section.key=value`` strings for preset ``name``, checked against the sections first.
+
+    The preset is merged over ``params`` and every touched section is validated,
+    so a preset that drifted from the code fails here, naming the key, instead
+    of inside a long run.
+    """
+    import fairsplat.sections  # noqa: F401  (fills SECTIONS)
+    from fairsplat.config import SECTIONS
+
+    path = presets_dir / f"{name}.yaml"
+    if not path.is_file():
+        known = sorted(p.stem for p in presets_dir.glob("*.yaml"))
+        raise ParamsError(f"preset {name!r}: no {path} (known: {', '.join(known) or 'none'})")
+    preset = yaml.safe_load(path.read_text()) or {}
+    base = read_params(params)
+    out: list[str] = []
+    for section, over in preset.items():
+        if section not in SECTIONS:
+            raise ParamsError(f"{path}: unknown section {section!r}")
+        if not isinstance(over, dict):
+            raise ParamsError(f"{path}: section {section!r} must be a mapping")
+        parse_section(section, _deep_merge(base.get(section) or {}, over), SECTIONS[section])
+        for key, value in _flags(section, over):
+            # Lists are replaced whole, in flow form without spaces.
+            text = json.dumps(value, separators=(",", ":")) if isinstance(value, list) else yaml.safe_dump(value)
+            text = text.strip().removesuffix("...").strip()
+            if any(c.isspace() for c in text):  # $(fairsplat preset x) splits on whitespace
+                raise ParamsError(f"{path}: {key}: value must not contain whitespace: {text!r}")
+            out.append(f"{key}={text}")
+    return out
+
+
+@app.command()
+def preset(
+    name: str = typer.Argument(..., help="preset file params/<name>.yaml"),
+    params: Path = typer.Option(Path("params.yaml"), help="the params it overrides"),
+) -> None:
+    """Print the preset as ``-S`` flags for ``dvc exp run``."""
+    try:
+        flags = preset_overrides(name, params)
+    except ParamsError as err:
+        typer.echo(str(err), err=True)
+        raise typer.Exit(2) from None
+    typer.echo(" ".join(f"-S {f}" for f in flags))
+
+
+if __name__ == "__main__":
+    app()
