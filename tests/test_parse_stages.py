@@ -84,6 +84,7 @@ def test_train_parser_then_parse(work):
     assert m["total"] == 14 and m["accepted"] + m["rejected"] == m["total"]
     assert m["accepted"] == 14  # a network labels every readable crop (min-foreground 0 here)
     assert m["scored_images"] == 12 and m["miou_vs_labels"] is not None
+    assert set(m["miou_vs_labels_by_split"]) == {"train", "test"}
     assert (work / "plots_p" / "masks.png").exists()
 
 
