@@ -157,6 +157,36 @@ def test_segformer_backend_maps_ids(curated, tiny_segformer):
         assert (r.labels == LABEL["r_eye"]).all()  # model id 2 -> our r_eye (5)
 
 
+@pytest.fixture(scope="module")
+def backend_options(tiny_segformer, tmp_path_factory):
+    """Options that make each registered backend runnable here (a new backend must add its own)."""
+    model_dir = tmp_path_factory.mktemp("parser")
+    torch.manual_seed(0)
+    save_parser(model_dir, Parser(TINY).eval(), TINY)
+    return {
+        "trained": Options(model_dir=model_dir, batch_size=2),
+        "segformer": Options(segformer_path=tiny_segformer, batch_size=2),
+        "ground_truth": Options(),
+    }
+
+
+@pytest.mark.parametrize("name", list(BACKENDS))
+def test_backend_contract(name, backend_options, curated):
+    """Every backend: one result per crop, in order; an [H, W] uint8 map of valid ids, or a reason."""
+    assert set(backend_options) == set(BACKENDS), "add Options for the new backend to backend_options"
+    items = read_items(curated)[:3]
+    images = [load_rgb(it.crop) for it in items]
+    backend = BACKENDS[name](backend_options[name])
+    assert backend.name == name
+    res = backend.parse(items, images)
+    assert len(res) == len(items)
+    for r, img in zip(res, images):
+        assert r.labels is not None, r.reason
+        assert r.labels.shape == img.shape[:2] and r.labels.dtype == np.uint8 and r.labels.max() < NUM_CLASSES
+    again = backend.parse(items, images)
+    assert all(np.array_equal(a.labels, b.labels) for a, b in zip(res, again)), "not deterministic"
+
+
 def test_segformer_backend_needs_a_local_dir(tmp_path):
     with pytest.raises(FileNotFoundError, match="config.json"):
         BACKENDS["segformer"](Options(segformer_path=tmp_path))
