@@ -1,13 +1,15 @@
 """Stage ``train_parser``: train the smp face parser on labelled curated crops, score held-out identities.
 
     python -m stages.train_parser --curated data/curated --out models/parser --plots plots/train_parser
-    dvc exp run -S train_parser.encoder=resnet34 -S train_parser.epochs=60
+    dvc exp run -S train_parser.encoder=resnet34 -S train_parser.mixed-precision=bf16
+    accelerate launch --multi_gpu --num_processes 2 -m stages.train_parser   # DDP (CPU too): one result
 
 Outputs: ``<out>/model.safetensors`` + ``<out>/config.json`` (fairsplat/models/parser.py),
 the dvclive training log in ``plots/train_parser/`` and ``metrics/train_parser.json``
 (held-out mIoU, per class and per Fitzpatrick type, against the floors mIoU >= 0.80
 and best-worst type gap <= 0.05). With no labelled crops it writes a config marked
 ``no_labelled_data`` and null metrics; stage parse then needs another backend.
+Every process trains and scores its share; only the main process writes.
 """
 
 from dataclasses import replace
@@ -33,10 +35,14 @@ def main(
     import fairsplat.sections  # noqa: F401
 
     cfg = load_section("train_parser", params)
+    tc = cfg.train_config()
+    from fairsplat.train.accel import build_accelerator, on_main
+
+    acc = build_accelerator(tc.accel)  # fp16 without CUDA fails here, naming train_parser.mixed-precision
     import torch
     from dvclive import Live
 
-    from fairsplat.io import atomic_dir
+    from fairsplat.io import atomic_dir, write_json
     from fairsplat.io.metrics import write_metrics
     from fairsplat.models.parser import save_parser
     from fairsplat.parse.data import read_items
@@ -44,26 +50,29 @@ def main(
 
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
-    tc = cfg.train_config()
     items = read_items(curated)
     train, held = split_items(items, tc)
-    with atomic_dir(out) as tmp, atomic_dir(plots) as plot_tmp:
+    with on_main(acc, atomic_dir(out)) as tmp, on_main(acc, atomic_dir(plots)) as plot_tmp:
         if not train:
-            from fairsplat.io import write_json
-
-            write_json(tmp / "config.json", {**tc.model.to_json(), "training": {"status": "no_labelled_data"}})
             metrics = {"train_images": 0, "heldout_images": len(held), "miou": None, "miou_gap": None,
                        "status": "no_labelled_data"}  # fmt: skip
+            if tmp is not None:
+                write_json(tmp / "config.json", {**tc.model.to_json(), "training": {"status": "no_labelled_data"}})
         else:
-            with Live(dir=str(plot_tmp), dvcyaml=False, save_dvc_exp=False, report=None) as live:
-                model, result = fit(items, tc, live=live, progress=progress)
+            live = Live(dir=str(plot_tmp), dvcyaml=False, save_dvc_exp=False, report=None) if plot_tmp else None
+            model, result = fit(items, tc, live=live, progress=progress, accelerator=acc)
             metrics = result["metrics"]
-            save_parser(tmp, model, replace(tc.model, training={"status": "trained", **metrics}))
-    m = metrics
-    ok = m["miou"] is not None and m["miou"] >= FLOORS["miou_floor"]
-    gap_ok = m.get("miou_gap") is not None and m["miou_gap"] <= FLOORS["miou_gap_ceiling"]
-    write_metrics("train_parser", {**m, **FLOORS, "meets_miou_floor": ok, "meets_gap_ceiling": gap_ok}, root=metrics_dir)
-    typer.echo(f"train_parser: held-out mIoU {m['miou']} (gap {m.get('miou_gap')}) on {m['heldout_images']} crops -> {out}")
+            if acc.is_main_process:
+                live.end()
+                save_parser(tmp, model, replace(tc.model, training={"status": "trained", **metrics}))
+    if acc.is_main_process:
+        m = metrics
+        ok = m["miou"] is not None and m["miou"] >= FLOORS["miou_floor"]
+        gap_ok = m.get("miou_gap") is not None and m["miou_gap"] <= FLOORS["miou_gap_ceiling"]
+        write_metrics("train_parser", {**m, **FLOORS, "meets_miou_floor": ok, "meets_gap_ceiling": gap_ok},
+                      root=metrics_dir)  # fmt: skip
+        typer.echo(f"train_parser: held-out mIoU {m['miou']} (gap {m.get('miou_gap')}) on {m['heldout_images']} crops -> {out}")
+    acc.end_training()
 
 
 if __name__ == "__main__":

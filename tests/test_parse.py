@@ -1,5 +1,9 @@
 """Parsing: metrics against slow references, the three backends, the smp checkpoint, training.
 
+Training runs on accelerate (fairsplat/train/accel.py): a one-process run is
+checked bit for bit against a plain torch loop (the slow reference), gradient
+accumulation against one step over the concatenated batch, bf16 autocast on CPU.
+
 Backends are tested through the ``BACKENDS`` registry; the Segformer backend
 with a tiny random Segformer saved to tmp_path (no pretrained weights exist
 here), whose classifier is rigged so the mapping of its label ids to ours is
@@ -21,6 +25,7 @@ from fairsplat.parse.data import FLIP_LUT, LabelledCrops, load_rgb, read_items
 from fairsplat.parse.metrics import confusion, confusion_reference, iou_per_class, miou, summarise
 from fairsplat.parse.segformer import label_lut
 from fairsplat.parse.train import TrainConfig, evaluate, fit, lr_at
+from fairsplat.train.accel import AccelConfig, build_accelerator, fresh_state, schedule_length, shard
 
 TINY = ParserConfig(encoder="resnet18", size=64, decoder_channels=(32, 16, 16, 8, 8))
 
@@ -32,6 +37,13 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(old)
+
+
+@pytest.fixture(autouse=True)
+def accelerate_state():
+    """accelerate keeps process-wide state; each test starts and ends without it."""
+    with fresh_state():
+        yield
 
 
 # --- metrics ------------------------------------------------------------------------------
@@ -316,3 +328,157 @@ def test_training_learns_on_a_tiny_set(tmp_path):
     assert m["miou"] > 2.0 * base_miou, (m["miou"], base_miou)
     assert m["pixel_accuracy"] > base_acc + 0.05, (m["pixel_accuracy"], base_acc)
     assert set(m["per_fitzpatrick"]) == {"I", "II", "III", "IV", "V", "VI"}
+
+
+# --- accelerate ---------------------------------------------------------------------------
+
+
+def _plain_fit(items, cfg: TrainConfig) -> Parser:
+    """The pre-accelerate loop, kept as the slow reference: seed, build, shuffle, AdamW, warm-up + cosine."""
+    from fairsplat.parse.train import class_weights, colour_jitter, loss_fn, split_items
+
+    train, _ = split_items(items, cfg)
+    torch.manual_seed(cfg.seed)
+    model = Parser(cfg.model)
+    data = LabelledCrops(train, cfg.model.size, flip=cfg.flip, seed=cfg.seed, affine=cfg.affine)
+    gen = torch.Generator().manual_seed(cfg.seed)
+    loader = torch.utils.data.DataLoader(data, batch_size=cfg.batch_size, shuffle=True, generator=gen)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    total = cfg.epochs * len(loader)
+    warm = max(1, int(cfg.warmup_frac * total))
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_at(s, total, warm))
+    weight = class_weights(train, len(cfg.model.labels), cfg.class_weight_power, cfg.model.size)
+    loss, jitter = loss_fn(cfg.dice_weight, weight), colour_jitter(cfg.colour_jitter)
+    for epoch in range(cfg.epochs):
+        data.epoch = epoch
+        for x, y in loader:
+            model.train()
+            opt.zero_grad(set_to_none=True)
+            loss(model(jitter(x)), y).backward()
+            opt.step()
+            sched.step()
+    return model.eval()
+
+
+def test_one_process_fit_is_the_plain_loop_bit_for_bit(curated):
+    """accelerate on one CPU process changes nothing: same sample order, same RNG draws, same weights."""
+    cfg = TrainConfig(model=TINY, epochs=2, batch_size=4, eval_every=0, colour_jitter=0.2)
+    items = read_items(curated)
+    model, out = fit(items, cfg, progress=False)
+    assert out["metrics"]["num_processes"] == 1 and out["metrics"]["device"] == "cpu"
+    ref = _plain_fit(items, cfg).state_dict()
+    for k, v in model.state_dict().items():
+        assert torch.equal(v, ref[k]), k
+
+
+def test_prepared_loader_keeps_order_and_rng():
+    acc = build_accelerator(AccelConfig(device="cpu"))
+    ds = torch.utils.data.TensorDataset(torch.arange(10))
+
+    def epochs(loader):
+        torch.manual_seed(5)
+        order = [[b[0].tolist() for b in loader] for _ in range(3)]
+        return order, torch.rand(3)  # the global stream afterwards
+
+    def make():
+        return torch.utils.data.DataLoader(ds, batch_size=3, shuffle=True, generator=torch.Generator().manual_seed(1))
+
+    plain, prepared = epochs(make()), epochs(acc.prepare(make()))
+    assert plain[0] == prepared[0] and plain[0][0] != plain[0][1]  # same order, and it does reshuffle
+    assert torch.equal(plain[1], prepared[1])
+
+
+class _NoBatchStats(torch.nn.Module):
+    """Conv -> ReLU -> conv: no BatchNorm, whose batch statistics would make micro-batches differ from the whole."""
+
+    def __init__(self):
+        super().__init__()
+        self.a, self.b = torch.nn.Conv2d(3, 6, 3, padding=1), torch.nn.Conv2d(6, 4, 1)
+
+    def forward(self, x):  # [B, 3, H, W] -> [B, 4, H, W]
+        return self.b(torch.relu(self.a(x)))
+
+
+def _updates(grad_accum: int, batches) -> list[list[torch.Tensor]]:
+    """Parameters after each train_step call, from the same init (SGD: an update is lr x gradient, scale matters)."""
+    from fairsplat.parse.train import train_step
+
+    with fresh_state():
+        acc = build_accelerator(AccelConfig(device="cpu", grad_accum=grad_accum))
+        torch.manual_seed(0)
+        model = _NoBatchStats()
+        opt = torch.optim.SGD(model.parameters(), lr=0.5)
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1.0)
+        model, opt, sched = acc.prepare(model, opt, sched)
+        snaps = [[p.detach().clone() for p in model.parameters()]]
+        for x, y in batches:
+            train_step(acc, model, opt, sched, x, y, torch.nn.functional.cross_entropy, None)
+            snaps.append([p.detach().clone() for p in model.parameters()])
+        assert sched.scheduler.last_epoch == 1, "the scheduler must step once per optimiser step"
+    return snaps
+
+
+def test_grad_accum_two_steps_equal_one_step_on_the_concatenated_batch():
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.rand(6, 3, 8, 8, generator=g), torch.randint(0, 4, (6, 8, 8), generator=g)
+    accum = _updates(2, [(x[:3], y[:3]), (x[3:], y[3:])])
+    whole = _updates(1, [(x, y)])
+    for p0, p1 in zip(accum[0], accum[1]):
+        assert torch.equal(p0, p1), "no optimiser step before the accumulation is complete"
+    moved = 0.0
+    for pa, pw, p0 in zip(accum[2], whole[1], whole[0]):
+        torch.testing.assert_close(pa, pw, rtol=1e-5, atol=1e-6)
+        moved = max(moved, float((pw - p0).abs().max()))
+    assert moved > 1e-3, "the step did not move the weights"
+
+
+def test_bf16_autocast_runs_on_cpu():
+    """bf16: the convolutions run in bfloat16, the loss sees fp32 logits, the fp32 weights learn."""
+    from fairsplat.parse.train import train_step
+
+    if not torch.amp.is_autocast_available("cpu"):
+        pytest.skip("this torch build has no CPU autocast")
+    acc = build_accelerator(AccelConfig(device="cpu", mixed_precision="bf16"))
+    torch.manual_seed(0)
+    model = _NoBatchStats()
+    seen = []
+    model.a.register_forward_hook(lambda m, i, o: seen.append(o.dtype))
+    opt = torch.optim.SGD(model.parameters(), lr=0.5)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1.0)
+    model, opt, sched = acc.prepare(model, opt, sched)
+    x, y = torch.rand(2, 3, 8, 8), torch.randint(0, 4, (2, 8, 8))
+    assert model(x).dtype == torch.float32 and seen == [torch.bfloat16]
+    before = model.a.weight.detach().clone()
+    losses = [train_step(acc, model, opt, sched, x, y, torch.nn.functional.cross_entropy, None) for _ in range(5)]
+    assert model.a.weight.dtype == torch.float32 and not torch.equal(model.a.weight, before)
+    assert np.isfinite(losses).all() and losses[-1] < losses[0], losses
+
+
+def test_schedule_length_is_what_the_scheduler_steps():
+    """warm-up + cosine sized by schedule_length ends exactly when training ends (7 batches, accumulation 3)."""
+    from fairsplat.parse.train import train_step
+
+    acc = build_accelerator(AccelConfig(device="cpu", grad_accum=3))
+    torch.manual_seed(0)
+    model = _NoBatchStats()
+    ds = torch.utils.data.TensorDataset(torch.rand(7, 3, 4, 4), torch.randint(0, 4, (7, 4, 4)))
+    loader = acc.prepare(torch.utils.data.DataLoader(ds, batch_size=1))
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1.0)
+    model, opt, sched = acc.prepare(model, opt, sched)
+    for _ in range(2):
+        for x, y in loader:
+            train_step(acc, model, opt, sched, x, y, torch.nn.functional.cross_entropy, None)
+    assert sched.scheduler.last_epoch == schedule_length(acc, len(loader), 2) == 6  # ceil(7 / 3) x 2
+
+
+def test_shard_is_disjoint_and_complete():
+    class Fake:
+        num_processes = 3
+
+    parts = []
+    for rank in range(3):
+        f = Fake()
+        f.process_index = rank
+        parts.append(shard(f, list(range(10))))
+    assert sorted(sum(parts, [])) == list(range(10)) and shard(None, [1, 2]) == [1, 2]

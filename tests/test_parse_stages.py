@@ -6,6 +6,10 @@ added: a crop with no label map and a crop whose label map has the wrong size.
 """
 
 import json
+import os
+import socket
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +27,7 @@ from fairsplat.degrade.synthetic import add_bad_inputs, fake_curated
 from fairsplat.sections.degrade import DegradeSection
 from fairsplat.sections.parse import ParseParams
 from fairsplat.sections.train_parser import TrainParserParams
+from fairsplat.train.accel import fresh_state
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = {
@@ -38,6 +43,13 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(old)
+
+
+@pytest.fixture(autouse=True)
+def accelerate_state():
+    """accelerate keeps process-wide state; each test starts and ends without it."""
+    with fresh_state():
+        yield
 
 
 @pytest.fixture(scope="module")
@@ -117,6 +129,71 @@ def test_train_parser_without_labels_writes_null_metrics(tmp_path):
         load_parser(tmp_path / "p")
 
 
+def test_train_parser_fp16_without_cuda_fails_before_work(work):
+    """fp16 passes the static check (device auto) but this machine has no CUDA: refused, naming the key."""
+    if torch.cuda.is_available():
+        pytest.skip("CUDA present: fp16 is allowed here")
+    _params(work, train_parser={"mixed-precision": "fp16"})
+    from stages.train_parser import app
+
+    res = CliRunner().invoke(app, ["--curated", str(work / "curated"), "--out", str(work / "fp16"), "--plots",
+                                   str(work / "fp16_plots"), "--params", str(work / "params.yaml"),
+                                   "--metrics-dir", str(work / "fp16_metrics"), "--no-progress"])  # fmt: skip
+    assert isinstance(res.exception, ParamsError), res.output
+    assert "train_parser.mixed-precision" in str(res.exception) and "CUDA" in str(res.exception)
+    assert not (work / "fp16").exists() and not (work / "fp16_metrics").exists()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.slow
+def test_train_parser_under_accelerate_launch_two_processes(work):
+    """Two CPU processes (DDP over gloo): one set of outputs, and the gathered held-out score is exactly
+    the single-process score of the checkpoint written (each process scored half the crops)."""
+    from fairsplat.models.parser import load_parser
+    from fairsplat.parse.data import read_items
+    from fairsplat.parse.train import TrainConfig, evaluate, split_items
+
+    root = work / "ddp"
+    root.mkdir()
+    _params(root, train_parser={"grad-accum": 2})
+    env = {**os.environ, "CUDA_VISIBLE_DEVICES": "", "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
+           "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
+           "--main_process_port", str(_free_port()), "-m", "stages.train_parser",
+           "--curated", str(work / "curated"), "--out", str(root / "parser"), "--plots", str(root / "plots"),
+           "--params", str(root / "params.yaml"), "--metrics-dir", str(root / "metrics"), "--no-progress"]  # fmt: skip
+    res = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert res.stdout.count("train_parser: held-out mIoU") == 1, res.stdout  # only the main process reports
+    m = json.loads((root / "metrics" / "train_parser.json").read_text())
+    assert m["num_processes"] == 2 and m["grad_accum"] == 2 and m["effective_batch"] == 8 * 2 * 2
+    _, held = split_items(read_items(work / "curated"), TrainConfig())
+    single = evaluate(load_parser(root / "parser"), held, 16)
+    assert m["heldout_images"] == single["images"] == 6
+    for k in ("miou", "miou_gap", "pixel_accuracy", "per_class_iou", "per_fitzpatrick"):
+        assert m[k] == single[k], k
+    assert sorted(p.name for p in (root / "parser").iterdir()) == ["config.json", "model.safetensors"]
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("precision", ["bf16", "fp16"])
+def test_train_parser_mixed_precision_on_cuda(work, precision):
+    if not torch.cuda.is_available():
+        pytest.skip("needs CUDA")
+    root = work / f"cuda_{precision}"
+    root.mkdir()
+    _params(root, train_parser={"mixed-precision": precision, "epochs": 3})
+    m = _run("train_parser", root, "--curated", str(work / "curated"), "--out", str(root / "parser"),
+             "--plots", str(root / "plots"))  # fmt: skip
+    assert m["device"].startswith("cuda") and m["mixed_precision"] == precision
+    assert np.isfinite(m["final_loss"]) and m["final_loss"] < m["first_epoch_loss"], m
+
+
 # --- params -------------------------------------------------------------------------------
 
 
@@ -133,6 +210,10 @@ def test_repo_params_sections_validate(name):
         ("train_parser", TrainParserParams, {"decoder-channels": [8, 8]}, "decoder-channels"),
         ("train_parser", TrainParserParams, {"eval-splits": ["train"]}, "eval-splits"),
         ("train_parser", TrainParserParams, {"lrr": 0.1}, "train_parser.lrr"),
+        ("train_parser", TrainParserParams, {"mixed-precision": "fp32"}, "train_parser.mixed-precision"),
+        ("train_parser", TrainParserParams, {"device": "cpu", "mixed-precision": "fp16"}, "train_parser.mixed-precision"),
+        ("train_parser", TrainParserParams, {"grad-accum": 0}, "train_parser.grad-accum"),
+        ("train_parser", TrainParserParams, {"device": "cuda:1"}, "train_parser.device"),
         ("parse", ParseParams, {"backend": "dlib"}, "parse.backend"),
         ("parse", ParseParams, {"backend": "segformer"}, "segformer-path"),
         ("degrade", DegradeSection, {"k": 0}, "degrade.k"),
@@ -147,6 +228,19 @@ def test_repo_params_sections_validate(name):
 def test_bad_values_name_the_key(name, model, raw, needle):
     with pytest.raises(ParamsError, match=needle.replace(".", r"\.")):
         parse_section(name, raw, model)
+
+
+@pytest.mark.parametrize("value,want", [("no", "no"), ("bf16", "bf16")])
+def test_train_parser_overrides_through_dvc(tmp_path, value, want):
+    """``dvc exp run -S`` writes ``no`` bare (YAML 1.1 false when read back); it must still mean "no"."""
+    from dvc.utils.hydra import apply_overrides
+
+    p = tmp_path / "params.yaml"
+    p.write_text((REPO / "params.yaml").read_text())
+    apply_overrides(str(p), [f"train_parser.mixed-precision={value}", "train_parser.grad-accum=4"])
+    s = load_section("train_parser", p)
+    assert s.mixed_precision == want and s.grad_accum == 4
+    assert s.train_config().accel.mixed_precision == want and s.train_config().accel.grad_accum == 4
 
 
 def test_degrade_section_builds_the_pipeline_params():

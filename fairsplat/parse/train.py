@@ -7,11 +7,20 @@ held-out set (no early stopping, no best-epoch pick), so its mIoU is an
 honest estimate. The periodic held-out numbers in the dvclive log are for
 watching curves only.
 
-Device: CUDA when present, else CPU (``accelerate`` is not in the pinned
-environment; the loop is a plain one so it can move under
-``accelerate launch`` unchanged apart from ``prepare``/``backward``).
-Determinism: torch's generators are seeded from ``seed``; on CPU with a
-fixed thread count the run repeats bit for bit.
+Devices, precision, accumulation and processes come from ``accelerate``
+(``fairsplat.train.accel``): the same ``fit`` runs on one CPU, one GPU or
+under ``accelerate launch -m stages.train_parser`` on several processes.
+Held-out scoring is gathered: each process scores every n-th crop and the
+confusion matrices are summed (integer counts, so the result is exactly the
+single-process one for the same weights). Periodic held-out numbers are
+computed in the training precision; the final score in fp32, as stage
+``parse`` predicts.
+
+Determinism: torch's generators are seeded from ``seed`` (+ process index);
+on CPU with a fixed thread count the run repeats bit for bit, and a
+one-process run is bit-identical to the pre-accelerate plain loop
+(``accelerator.prepare`` keeps the loader's sampler and generator on one
+process; tested).
 """
 
 from __future__ import annotations
@@ -27,10 +36,13 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
+from fairsplat.labels import FITZPATRICK
 from fairsplat.models.parser import Parser, ParserConfig, load_encoder_weights
 from fairsplat.parse.backends import ModelBackend, Options
 from fairsplat.parse.data import Item, LabelledCrops, load_labels, load_rgb
 from fairsplat.parse.metrics import confusion, pooled, summarise
+from fairsplat.train.accel import AccelConfig, build_accelerator, describe, reduce_sum, schedule_length, seed_everything
+from fairsplat.train.accel import shard, sync_buffers
 
 
 @dataclass(frozen=True)
@@ -53,7 +65,7 @@ class TrainConfig:
     eval_splits: tuple[str, ...] = ("val", "test")
     eval_every: int = 10
     seed: int = 0
-    device: str = "auto"
+    accel: AccelConfig = field(default_factory=lambda: AccelConfig(section="train_parser"))
 
 
 class InMemoryBackend(ModelBackend):
@@ -83,17 +95,20 @@ def split_items(items: Sequence[Item], cfg: TrainConfig) -> tuple[list[Item], li
 
 
 def resolve_device(name: str) -> torch.device:
+    """Inference device for stage ``parse`` (its ``device`` key): auto = CUDA if present, else CPU.
+    Training does not use it: the accelerator places the model."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(name)
 
 
-def build_model(cfg: TrainConfig, device: torch.device) -> tuple[Parser, dict[str, Any]]:
+def build_model(cfg: TrainConfig) -> tuple[Parser, dict[str, Any]]:
+    """The parser on CPU (``accelerator.prepare`` places it), encoder weights loaded if given."""
     model = Parser(cfg.model)
     info: dict[str, Any] = {"encoder_init": "random"}
     if cfg.encoder_weights:
         info = {"encoder_init": str(cfg.encoder_weights), **load_encoder_weights(model, cfg.encoder_weights)}
-    return model.to(device), info
+    return model, info
 
 
 def colour_jitter(strength: float) -> Callable[[torch.Tensor], torch.Tensor] | None:
@@ -153,24 +168,32 @@ def lr_at(step: int, total: int, warmup: int) -> float:
     return 0.5 * (1.0 + math.cos(math.pi * min(t, 1.0)))
 
 
-def train_step(model, opt, sched, x, y, loss, jitter) -> float:
+def train_step(accelerator, model, opt, sched, x, y, loss, jitter) -> float:
+    """One micro-batch: forward (autocast per mixed-precision), backward; the optimiser and
+    scheduler step only when ``accumulate`` says the gradients are complete."""
     model.train()
     if jitter is not None:
         x = jitter(x)
-    opt.zero_grad(set_to_none=True)
-    val = loss(model(x), y)
-    val.backward()
-    opt.step()
-    sched.step()
+    with accelerator.accumulate(model):
+        val = loss(model(x), y)
+        accelerator.backward(val)
+        opt.step()
+        sched.step()
+        opt.zero_grad(set_to_none=True)
     return float(val.detach())
 
 
-def evaluate(model: Parser, items: Sequence[Item], batch_size: int = 16) -> dict:
-    """Pooled confusion on ``items`` at their own resolution -> summarise()'s dict (+ image count)."""
+def evaluate(model: Parser, items: Sequence[Item], batch_size: int = 16, accelerator=None) -> dict:
+    """Pooled confusion on ``items`` at their own resolution -> summarise()'s dict (+ image count).
+
+    With an ``accelerator`` every process scores its shard and the confusion
+    matrices are summed across processes; call it on all of them.
+    """
     backend = InMemoryBackend(model.eval(), Options(batch_size=batch_size, device=str(next(model.parameters()).device)))
+    mine = shard(accelerator, list(items))
     pairs = []
-    for i in range(0, len(items), batch_size):
-        chunk = items[i : i + batch_size]
+    for i in range(0, len(mine), batch_size):
+        chunk = mine[i : i + batch_size]
         preds = backend.predict([load_rgb(it.crop) for it in chunk])
         for it, pred in zip(chunk, preds):
             gt = load_labels(it.mask)
@@ -178,35 +201,54 @@ def evaluate(model: Parser, items: Sequence[Item], batch_size: int = 16) -> dict
                 continue
             pairs.append((it.fitzpatrick, confusion(gt, pred)))
     conf, per_type = pooled(pairs)
-    return {**summarise(conf, per_type), "images": len(pairs)}
+    n = len(pairs)
+    if accelerator is not None and accelerator.num_processes > 1:
+        conf, per_type, n = _gather(accelerator, conf, per_type, n)
+    return {**summarise(conf, per_type), "images": n}
 
 
-def fit(items: Sequence[Item], cfg: TrainConfig, live=None, progress: bool = True) -> tuple[Parser, dict]:
-    """Train on the train split, score the held-out split. -> (model on CPU, metrics dict)."""
+def _gather(accelerator, conf: np.ndarray, per_type: dict[str, np.ndarray], n: int):
+    """Sum (overall confusion, per-type confusions, image count) over processes."""
+    stack = np.stack([conf] + [per_type.get(t, np.zeros_like(conf)) for t in FITZPATRICK])  # [1 + T, C, C]
+    stack = reduce_sum(accelerator, stack)
+    n = int(reduce_sum(accelerator, np.array([n], np.int64))[0])
+    return stack[0], {t: c for t, c in zip(FITZPATRICK, stack[1:]) if c.sum()}, n
+
+
+def fit(items: Sequence[Item], cfg: TrainConfig, live=None, progress: bool = True, accelerator=None) -> tuple[Parser, dict]:
+    """Train on the train split, score the held-out split. -> (model on CPU, metrics dict).
+
+    Call on every process; ``live`` (dvclive) only on the main one. Without an
+    ``accelerator`` one is built from ``cfg.accel``.
+    """
     train, held = split_items(items, cfg)
     if not train:
         raise ValueError(f"no labelled crops in splits {cfg.train_splits}")
-    torch.manual_seed(cfg.seed)
-    device = resolve_device(cfg.device)
-    model, init = build_model(cfg, device)
+    acc = accelerator or build_accelerator(cfg.accel)
+    seed_everything(cfg.seed)
+    model, init = build_model(cfg)
     data = LabelledCrops(train, cfg.model.size, flip=cfg.flip, seed=cfg.seed, affine=cfg.affine)
     gen = torch.Generator().manual_seed(cfg.seed)
     loader = torch.utils.data.DataLoader(data, batch_size=cfg.batch_size, shuffle=True, generator=gen, drop_last=False)
+    loader = acc.prepare(loader)  # first: the schedule's length depends on this process's share
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    total = cfg.epochs * len(loader)
+    total = schedule_length(acc, len(loader), cfg.epochs)
     warm = max(1, int(cfg.warmup_frac * total))
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_at(s, total, warm))
+    model, opt, sched = acc.prepare(model, opt, sched)
     weight = class_weights(train, len(cfg.model.labels), cfg.class_weight_power, cfg.model.size)
     loss, jitter = loss_fn(cfg.dice_weight, weight), colour_jitter(cfg.colour_jitter)
     history: list[dict] = []
     t0 = time.perf_counter()
-    bar = tqdm(range(cfg.epochs), desc="train_parser", unit="epoch", disable=not progress)
+    bar = tqdm(range(cfg.epochs), desc="train_parser", unit="epoch", disable=not (progress and acc.is_main_process))
     for epoch in bar:
         data.epoch = epoch
-        losses = [train_step(model, opt, sched, x.to(device), y.to(device), loss, jitter) for x, y in loader]
-        row: dict[str, Any] = {"epoch": epoch + 1, "loss": float(np.mean(losses))}
+        losses = [train_step(acc, model, opt, sched, x, y, loss, jitter) for x, y in loader]
+        row: dict[str, Any] = {"epoch": epoch + 1, "loss": _mean(acc, losses)}
         if held and cfg.eval_every and ((epoch + 1) % cfg.eval_every == 0) and epoch + 1 < cfg.epochs:
-            row["heldout_miou"] = evaluate(model, held, cfg.batch_size)["miou"]  # watched, never selected on
+            net = acc.unwrap_model(model)
+            sync_buffers(acc, net)
+            row["heldout_miou"] = evaluate(net, held, cfg.batch_size, acc)["miou"]  # watched, never selected on
         history.append(row)
         bar.set_postfix(loss=f"{row['loss']:.3f}")
         if live is not None:
@@ -215,8 +257,9 @@ def fit(items: Sequence[Item], cfg: TrainConfig, live=None, progress: bool = Tru
                     live.log_metric(f"train_parser/{k}", v)
             live.next_step()
     train_s = time.perf_counter() - t0
-    model = model.cpu().eval()
-    scored = evaluate(model, held, cfg.batch_size) if held else None
+    net = acc.unwrap_model(model, keep_fp32_wrapper=False)  # fp32 forward: scored as stage parse predicts
+    sync_buffers(acc, net)
+    scored = evaluate(net, held, cfg.batch_size, acc) if held else None
     metrics = {
         "train_images": len(train),
         "heldout_images": scored["images"] if scored else 0,
@@ -224,8 +267,17 @@ def fit(items: Sequence[Item], cfg: TrainConfig, live=None, progress: bool = Tru
         "train_seconds": round(train_s, 1),
         "final_loss": round(history[-1]["loss"], 4),
         "first_epoch_loss": round(history[0]["loss"], 4),
-        "device": str(device),
+        **describe(acc),
+        "effective_batch": cfg.batch_size * acc.gradient_accumulation_steps * acc.num_processes,
         **init,
         **({k: v for k, v in scored.items() if k != "images"} if scored else {"miou": None, "miou_gap": None}),
     }
-    return model, {"metrics": metrics, "history": history}
+    return net.cpu().eval(), {"metrics": metrics, "history": history}
+
+
+def _mean(accelerator, losses: list[float]) -> float:
+    """Epoch mean of the micro-batch losses over all processes (one process: the plain mean)."""
+    if accelerator.num_processes == 1:
+        return float(np.mean(losses))
+    s = reduce_sum(accelerator, np.array([sum(losses), len(losses)], np.float64))
+    return float(s[0] / s[1])

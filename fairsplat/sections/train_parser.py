@@ -2,13 +2,16 @@
 
 Defaults are the small CPU run: SynthHeads crops at 128 px, a Unet over a
 random-init resnet18, ~4-9 minutes on 2 shared CPU cores. Real runs (512 px crops): size 512,
-batch-size 8 on a GPU, an ImageNet encoder via encoder-weights if you have
-one locally.
+batch-size 8 on a GPU, mixed-precision bf16, an ImageNet encoder via encoder-weights if you
+have one locally; several GPUs: ``accelerate launch -m stages.train_parser`` (device,
+precision and accumulation are the keys below, read through fairsplat/train/accel.py).
 """
 
 from __future__ import annotations
 
-from pydantic import Field, field_validator, model_validator
+from typing import Literal
+
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from fairsplat.config import Section, register
 
@@ -87,8 +90,18 @@ class TrainParserParams(Section):
     seed: int = Field(0, ge=0)
     """Seeds torch's generators: same data, params and threads give the same weights."""
 
-    device: str = "auto"
-    """auto = CUDA if present, else CPU; or an explicit torch device string."""
+    device: Literal["auto", "cpu"] = "auto"
+    """auto = wherever accelerate puts this process (its GPU under ``accelerate launch``, CUDA if
+    present, else CPU); cpu = force CPU even with a GPU (accelerate's ``cpu=True``)."""
+
+    mixed_precision: Literal["no", "bf16", "fp16"] = "no"
+    """Autocast of the forward pass (accelerate). no: the default CPU run is fp32 and bit-for-bit
+    reproducible. bf16 on GPUs that have it (what real-scale runs want) and on CPU; fp16 needs CUDA
+    (loss scaling). Weights stay fp32 and the final held-out score is computed in fp32."""
+
+    grad_accum: int = Field(1, ge=1)
+    """Micro-batches per optimiser step (gradient accumulation): effective batch = batch-size x
+    grad-accum x processes. 1: 16 crops at 128 px fit any CPU. lr is not rescaled."""
 
     threads: int = Field(1, ge=0)
     """torch CPU threads; 0 = torch's default (all cores). 1 by default: on the 2 shared cores
@@ -99,6 +112,19 @@ class TrainParserParams(Section):
     def _arch(cls, v: str) -> str:
         if v not in ARCHS:
             raise ValueError(f"unknown architecture {v!r}; choose from {', '.join(ARCHS)}")
+        return v
+
+    @field_validator("mixed_precision", mode="before")
+    @classmethod
+    def _bare_no(cls, v: object) -> object:
+        """A bare ``no`` is YAML 1.1's false, and ``dvc exp run -S ...mixed-precision=no`` writes it bare."""
+        return "no" if v is False else v
+
+    @field_validator("mixed_precision")
+    @classmethod
+    def _precision(cls, v: str, info: ValidationInfo) -> str:
+        if v == "fp16" and info.data.get("device") == "cpu":
+            raise ValueError("fp16 needs CUDA and device is cpu; use bf16 or no")
         return v
 
     @model_validator(mode="after")
@@ -113,6 +139,7 @@ class TrainParserParams(Section):
         """The library's TrainConfig (fairsplat.parse.train)."""
         from fairsplat.models.parser import ParserConfig
         from fairsplat.parse.train import TrainConfig
+        from fairsplat.train.accel import AccelConfig
 
         model = ParserConfig(arch=self.arch, encoder=self.encoder, encoder_depth=self.encoder_depth,
                              decoder_channels=tuple(self.decoder_channels), size=self.size,
@@ -122,5 +149,7 @@ class TrainParserParams(Section):
             lr=self.lr, weight_decay=self.weight_decay, warmup_frac=self.warmup_frac, dice_weight=self.dice_weight,
             class_weight_power=self.class_weight_power,
             flip=self.flip, affine=self.affine, colour_jitter=self.colour_jitter, train_splits=tuple(self.train_splits),
-            eval_splits=tuple(self.eval_splits), eval_every=self.eval_every, seed=self.seed, device=self.device,
+            eval_splits=tuple(self.eval_splits), eval_every=self.eval_every, seed=self.seed,
+            accel=AccelConfig(device=self.device, mixed_precision=self.mixed_precision, grad_accum=self.grad_accum,
+                              section="train_parser"),
         )  # fmt: skip

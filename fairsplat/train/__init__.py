@@ -1,0 +1,1 @@
+"""Training loops on accelerate: the shared Accelerator set-up (``accel``); loops live beside their models' stages."""
