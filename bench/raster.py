@@ -189,7 +189,7 @@ def bench_one(backend: str, scene_name: str, n: int, size: int, args: argparse.N
 
     with torch.no_grad():
         _, alpha, meta = render(*scene.values(), view, K, size, size)
-    tries = 2 if backend in SLOW else 6  # a slow path under load is slow anyway: do not wait minutes for quiet
+    tries = args.slow_tries if backend in SLOW else 6  # slow paths: waiting for a quiet window costs minutes
     fwd_ms, others_f = _time_quiet(fwd, repeats, warmup, device, args.max_others, tries)
     fwdbwd_ms, others_b = _time_quiet(fwdbwd, repeats, warmup, device, args.max_others, tries)
     return {
@@ -208,6 +208,7 @@ def main() -> None:
     p.add_argument("--sizes", nargs="+", type=int, default=[128, 256, 512])
     p.add_argument("--repeats", type=int, default=10)
     p.add_argument("--slow-repeats", type=int, default=3, help="repeats for the slow reference paths")
+    p.add_argument("--slow-tries", type=int, default=2, help="timing attempts (waiting for quiet) for slow paths")
     p.add_argument("--warmup", type=int, default=2)
     p.add_argument("--threads", type=int, default=2, help="torch and numba threads")
     p.add_argument("--torch-threads", type=int, default=None, help="torch threads, if different from --threads")
