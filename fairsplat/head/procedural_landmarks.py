@@ -29,6 +29,7 @@ nostrils right->left, 36-41 right eye from the outer corner clockwise in the
 image, 42-47 left eye from the inner corner, 48-59 outer lip from the right
 corner, 60-67 inner lip from the right corner.
 """
+
 from __future__ import annotations
 
 import numpy as np
