@@ -3,7 +3,8 @@
     python -m stages.curate --ingest data/ingest --out data/curated --plots plots/curate
     dvc exp run -S curate.size=512 -S curate.per-type=500       # seed 000's real scale
 
-Reads the ingest manifest; writes ``<out>/crops/``, ``<out>/labels/`` (cropped
+Reads the ingest manifest; writes ``<out>/crops/``, ``<out>/alpha/`` (the 8-bit
+foreground mask each crop was composited with), ``<out>/labels/`` (cropped
 label maps where the source has them), ``<out>/manifest.parquet`` and
 ``<out>/rejects.parquet`` (schemas: fairsplat/curate/tables.py; every input is
 in exactly one of the two), ``plots/curate/`` (ITA histogram, sample grid per

@@ -18,7 +18,10 @@ from typer.testing import CliRunner
 
 from fairsplat.config import ParamsError, load_section
 from fairsplat.curate import Candidate, assign_splits, balance, curate
-from fairsplat.curate.plots import ita_histogram
+from fairsplat.curate.plots import OUTLINE_RGB, ita_histogram
+from fairsplat.faces.crop import composite_grey, warp
+from fairsplat.faces.foreground import FOREGROUND, FgInput, foreground_mask, to_alpha8
+from fairsplat.faces.imageio import load_rgb
 from fairsplat.faces.ita import ita_of_rgb
 from fairsplat.faces.skin_types import fitzpatrick
 from fairsplat.faces.testcard import paint
@@ -117,6 +120,47 @@ def test_histogram_counts_values():
     assert by[2.5]["eligible"] == 2 and by[2.5]["selected"] == 1 and by[7.5]["eligible"] == 1 and by[87.5]["eligible"] == 1
 
 
+# ----------------------------------------------------------------------------- saved foreground alpha
+
+
+@pytest.mark.parametrize(
+    "mask, alpha",
+    [(0.0, 0), (1 / 255, 1), (0.5, 128), (127 / 255, 127), (1.0, 255), (-0.2, 0), (1.3, 255)],
+)
+def test_to_alpha8_values(mask, alpha):
+    assert to_alpha8(np.full((2, 3), mask, np.float32)).tolist() == [[alpha] * 3] * 2
+
+
+@pytest.mark.parametrize("backend", sorted(FOREGROUND))
+def test_every_backend_survives_8bit_alpha_unchanged(backend):
+    """Compositing with the saved 8-bit alpha gives the same crop as the float mask would."""
+    card = paint(96, skin=skin_rgb(30.0))
+    valid = np.ones((96, 96), bool)
+    valid[:, :7] = False
+    mask, used = foreground_mask(FgInput(card.image, card.landmarks, valid, alpha=card.alpha, labels=card.labels), backend)
+    assert used == backend
+    np.testing.assert_allclose(to_alpha8(mask) / 255.0, mask, atol=1e-6)
+    assert (composite_grey(card.image, to_alpha8(mask) / np.float32(255.0)) == composite_grey(card.image, mask)).all()
+
+
+def saved_alpha(out: Path, row: dict) -> np.ndarray:  # uint8 [S, S]
+    with Image.open(out / row["alpha_path"]) as im:
+        assert im.mode == "L" and im.size == (row["crop_size"],) * 2, (im.mode, im.size)
+        return np.asarray(im)
+
+
+def assert_crop_is_composited_with_saved_alpha(out: Path, row: dict) -> np.ndarray:
+    """Re-warp the source by the manifest's matrix and composite it with the saved alpha:
+    bit-identical to the written crop. Returns the saved alpha."""
+    alpha = saved_alpha(out, row)
+    src, _ = load_rgb(row["src_path"], min_side=1)
+    g = 128
+    image = warp(src, np.asarray(row["crop_matrix"]).reshape(2, 3), row["crop_size"], fill=(g, g, g))
+    crop = np.asarray(Image.open(out / row["path"]))
+    assert (composite_grey(image, alpha / np.float32(255.0)) == crop).all(), row["image_id"]
+    return alpha
+
+
 # ----------------------------------------------------------------------------- end to end
 
 
@@ -144,6 +188,8 @@ def test_curate_on_ground_truth_cards(cards, tmp_path):
         labels = np.asarray(Image.open(tmp_path / "out" / r["mask_path"]))
         assert labels.shape == (64, 64) and labels.max() > 0
         assert 0.5 < r["fg_iou_ellipse"] <= 1.0
+        alpha = assert_crop_is_composited_with_saved_alpha(tmp_path / "out", r)
+        assert (alpha[0, 0], alpha[32, 32]) == (0, 255)  # card background / face centre
     rejects = pq.read_table(tmp_path / "out" / "rejects.parquet").to_pylist()
     assert len(rejects) == 6 and {r["reason"] for r in rejects} == {"over_quota"}
 
@@ -172,6 +218,14 @@ def test_photo_path_detects_and_balances_shaded_cards(tmp_path):
     rows = res.manifest
     assert {r["landmark_source"] for r in rows} == {"dlib"} and {r["foreground"] for r in rows} == {"ellipse"}
     assert [r["fitzpatrick"] for r in rows] == ["I", "II", "III"]  # shading costs a few degrees, not a class
+    for r in rows:  # the saved alpha is the ellipse of the manifest's landmarks, and what the crop used
+        alpha = assert_crop_is_composited_with_saved_alpha(tmp_path / "out", r)
+        matrix, size = np.asarray(r["crop_matrix"]).reshape(2, 3), r["crop_size"]
+        src, _ = load_rgb(r["src_path"], min_side=1)
+        valid = warp(np.full(src.shape[:2], 255, np.uint8), matrix, size, fill=0) >= 128
+        fg = FgInput(warp(src, matrix, size, fill=(128,) * 3), np.asarray(r["landmarks"]), valid)
+        assert (to_alpha8(foreground_mask(fg, "ellipse")[0]) == alpha).all()
+        assert 0.2 < (alpha == 255).mean() < 0.8 and (alpha == 0).mean() > 0.1
 
 
 def test_bad_inputs_never_crash_and_get_their_reason(tmp_path):
@@ -191,6 +245,12 @@ def test_bad_inputs_never_crash_and_get_their_reason(tmp_path):
     upright, rotated = by["folder/face.png"], by["folder/exif_rotated.jpg"]
     np.testing.assert_allclose(rotated["landmarks"], upright["landmarks"], atol=1.5)  # EXIF applied before dlib
     assert by["folder/rgba.png"]["foreground"] == "ground_truth"  # the PNG's alpha is the mask
+    for r in res.manifest:
+        assert_crop_is_composited_with_saved_alpha(tmp_path / "out", r)
+    rgba = by["folder/rgba.png"]
+    _, info = load_rgb(rgba["src_path"], min_side=1)
+    own = warp(info.alpha, np.asarray(rgba["crop_matrix"]).reshape(2, 3), rgba["crop_size"], fill=0)
+    assert (saved_alpha(tmp_path / "out", rgba) == own).all()  # the PNG's own alpha, cropped like the crop
 
 
 # ----------------------------------------------------------------------------- params and stages
@@ -235,7 +295,11 @@ def test_stages_ingest_then_curate_smoke(cards, tmp_path):
     assert m["ita_type_accuracy"] == 1.0
     assert {f.name for f in (tmp_path / "plots").iterdir()} == {"ita_histogram.csv", *(f"samples_{t}.png" for t in FITZPATRICK)}
     assert len(read_manifest(tmp_path / "ingest" / "manifest.parquet")) == 24
-    assert pq.read_table(tmp_path / "curated" / "manifest.parquet").num_rows == 18
+    rows = pq.read_table(tmp_path / "curated" / "manifest.parquet").to_pylist()
+    written = {f"alpha/{f.name}" for f in (tmp_path / "curated" / "alpha").iterdir()}
+    assert len(rows) == 18 and {r["alpha_path"] for r in rows} == written  # one alpha per kept crop, no strays
+    grid = np.asarray(Image.open(tmp_path / "plots" / "samples_I.png").convert("RGB"))
+    assert (grid == OUTLINE_RGB).all(-1).sum() > 50  # the alpha outline is drawn on the samples
 
 
 def test_curate_stage_without_ingest_output_says_so(tmp_path):

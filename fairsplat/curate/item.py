@@ -7,7 +7,8 @@ crop is recomputed from its stored matrix by :func:`render`, bit-identically).
 
 Landmarks: the record's ground truth when it has some (SynthHeads) and
 ``landmarks="auto"``, else dlib (largest face kept; the others' boxes are
-recorded). Foreground: see faces/foreground.py; where a ground-truth alpha
+recorded). Foreground: see faces/foreground.py (the mask used is saved next
+to the crop as ``alpha/<id>.png``); where a ground-truth alpha
 exists, :func:`render` also scores the photo backend (landmark ellipse)
 against it, so the mask used on photos has a measured quality.
 
@@ -29,7 +30,7 @@ from PIL import Image
 
 from fairsplat.faces.crop import Crop, composite_grey, crop_face, warp
 from fairsplat.faces.detect import detect_faces
-from fairsplat.faces.foreground import FOREGROUND, FgInput, foreground_mask, mask_iou
+from fairsplat.faces.foreground import FOREGROUND, FgInput, foreground_mask, mask_iou, to_alpha8
 from fairsplat.faces.imageio import BadImage, load_rgb, save_png
 from fairsplat.faces.ita import face_ita
 from fairsplat.faces.skin_types import classify, monk
@@ -183,8 +184,12 @@ def _alpha(rec: Record, info_alpha: np.ndarray | None, shape: tuple[int, int]) -
 
 
 def render(rec: Record, a: Analysis, cfg: CurateParams, out_dir: str | Path) -> dict:
-    """Write the grey-composited crop (and cropped label map); paths are relative to ``out_dir``.
+    """Write the grey-composited crop, its foreground alpha (and cropped label map).
 
+    Paths returned are relative to ``out_dir``. ``alpha/<id>.png`` is the exact
+    8-bit mask the crop was composited with (same warp, zero on padding): the
+    training losses of seed 000 (masked L1 in the face region, mask coverage)
+    need it, and re-deriving it downstream would not reproduce the backend.
     Also returns ``fg_iou_ellipse``: IoU of the photo backend's mask with the
     ground-truth alpha where one exists (else None), the measured quality of
     the mask every photo without alpha gets.
@@ -201,16 +206,21 @@ def render(rec: Record, a: Analysis, cfg: CurateParams, out_dir: str | Path) -> 
     crop_labels = None if labels is None else warp(labels, matrix, cfg.size, nearest=True, fill=0)
     fg = FgInput(image, np.asarray(a.landmarks), valid, alpha=alpha, labels=crop_labels)
     mask, backend = foreground_mask(fg, cfg.foreground)
+    alpha8 = to_alpha8(mask)  # uint8 [S, S]: composited with and saved as-is
     iou = None
     if alpha is not None:
         iou = mask_iou(FOREGROUND["ellipse"](fg) * valid, alpha.astype(np.float32) / 255.0)
     name = safe_name(rec.image_id)
-    save_png(Path(out_dir) / "crops" / f"{name}.png", composite_grey(image, mask, cfg.grey))
+    save_png(Path(out_dir) / "crops" / f"{name}.png", composite_grey(image, alpha8 / np.float32(255.0), cfg.grey))
+    save_png(Path(out_dir) / "alpha" / f"{name}.png", alpha8)
     label_rel = None
     if crop_labels is not None:
         label_rel = f"labels/{name}.png"
         save_png(Path(out_dir) / label_rel, crop_labels.astype(np.uint8))
-    return {"path": f"crops/{name}.png", "mask_path": label_rel, "foreground": backend, "fg_iou_ellipse": iou}
+    return {
+        "path": f"crops/{name}.png", "alpha_path": f"alpha/{name}.png", "mask_path": label_rel,
+        "foreground": backend, "fg_iou_ellipse": iou,
+    }  # fmt: skip
 
 
 __all__ = ["REJECT_REASONS", "Analysis", "analyse", "render", "safe_name"]

@@ -7,8 +7,10 @@
   distribution.
 * ``samples_<T>.png``: per Fitzpatrick type, a grid of kept crops (hash-ranked,
   so the same crops for the same seed), each captioned with its ITA and Monk
-  index. Empty types get a one-line "no crops" image rather than no file, so
-  the plot set is the same for every run.
+  index, with the saved foreground alpha's 50 % outline drawn in magenta (one
+  look shows whether the mask hugs the head or clips hair). Empty types get a
+  one-line "no crops" image rather than no file, so the plot set is the same
+  for every run.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
+from skimage.segmentation import find_boundaries
 
 from fairsplat.curate.balance import rank_key
 from fairsplat.io.atomic import atomic_path
@@ -43,11 +46,26 @@ def write_histogram(rows: list[dict], path: Path) -> None:
         w.writerows(rows)
 
 
-def _tile(crop: np.ndarray, caption: str, side: int) -> Image.Image:
-    """The crop resized to ``side`` with a caption strip under it."""
+OUTLINE_RGB = (255, 0, 255)
+
+
+def outline(crop: np.ndarray, alpha: np.ndarray) -> np.ndarray:  # uint8 [S, S, 3], [S, S] -> [S, S, 3]
+    """The crop with the inner boundary of ``alpha >= 128`` painted :data:`OUTLINE_RGB`."""
+    assert crop.shape[:2] == alpha.shape, (crop.shape, alpha.shape)
+    out = crop.copy()
+    out[find_boundaries(alpha >= 128, mode="inner")] = OUTLINE_RGB
+    return out
+
+
+def _tile(crop: np.ndarray, alpha: np.ndarray | None, caption: str, side: int) -> Image.Image:
+    """The crop resized to ``side`` (alpha outline drawn at that size, so it stays
+    one tile pixel wide at any crop size) with a caption strip under it."""
     strip = 14
     tile = Image.new("RGB", (side, side + strip), (255, 255, 255))
-    tile.paste(Image.fromarray(crop).resize((side, side), Image.BILINEAR), (0, 0))
+    small = np.asarray(Image.fromarray(crop).resize((side, side), Image.BILINEAR))
+    if alpha is not None:
+        small = outline(small, np.asarray(Image.fromarray(alpha).resize((side, side), Image.BILINEAR)))
+    tile.paste(Image.fromarray(small), (0, 0))
     ImageDraw.Draw(tile).text((3, side + 1), caption, fill=(0, 0, 0), font=ImageFont.load_default())
     return tile
 
@@ -61,7 +79,8 @@ def sample_grid(rows: Sequence[dict], crops_root: Path, n: int, side: int = 128,
     tiles = []
     for r in rows[:n]:
         crop = np.asarray(Image.open(crops_root / r["path"]).convert("RGB"))
-        tiles.append(_tile(crop, f"ITA {r['ita']:.1f}  MST {r['monk']}", side))
+        alpha = np.asarray(Image.open(crops_root / r["alpha_path"]).convert("L")) if r.get("alpha_path") else None
+        tiles.append(_tile(crop, alpha, f"ITA {r['ita']:.1f}  MST {r['monk']}", side))
     cols = min(cols, len(tiles))
     w, h = tiles[0].size
     grid = Image.new("RGB", (cols * w, -(-len(tiles) // cols) * h), (255, 255, 255))

@@ -3,6 +3,7 @@
 ``curate(records, out_dir, cfg)`` writes into ``out_dir``::
 
     crops/<safe id>.png     grey-composited square crops (cfg.size px)
+    alpha/<safe id>.png     8-bit foreground alpha each crop was composited with
     labels/<safe id>.png    cropped label maps, for inputs that had them
     manifest.parquet        kept crops (schema: curate/tables.py)
     rejects.parquet         every other input with one reason
@@ -98,7 +99,7 @@ def select(records: Sequence[Record], analyses: Sequence[Analysis], cfg: CurateP
 def _manifest_row(r: Record, a: Analysis, split: str, written: dict, cfg: CurateParams) -> dict:
     return {
         "image_id": r.image_id, "source": r.source, "subject_id": r.subject_id, "split": split,
-        "path": written["path"], "src_path": r.path, "frame_index": r.frame_index,
+        "path": written["path"], "alpha_path": written["alpha_path"], "src_path": r.path, "frame_index": r.frame_index,
         "label_race": r.label_race, "label_gender": r.label_gender, "label_age": r.label_age,
         "fitzpatrick_gt": r.fitzpatrick_gt, "ita_gt": r.ita_gt, "mask_path": written["mask_path"],
         "ita": a.ita, "lab": list(a.lab), "fitzpatrick": a.fitzpatrick, "ita_category": a.category,

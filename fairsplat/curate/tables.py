@@ -12,6 +12,10 @@ source           string
 subject_id       string
 split            string               train / val / test (subject-disjoint)
 path             string               crop PNG, relative to the curate output dir
+alpha_path       string               8-bit foreground alpha PNG (relative): the exact
+                                      mask ``path`` was composited with over grey
+                                      (same crop transform, 0 on padding); made by
+                                      the backend named in ``foreground``
 src_path         string               the original image
 frame_index      int32?               video frame, null for photos
 label_race       string?              dataset labels, verbatim (race is not skin tone)
@@ -28,7 +32,9 @@ ita_scheme       string               key of faces/skin_types.py SCHEMES
 monk             int8                 Monk Skin Tone 1..10 (nearest swatch, CIEDE2000)
 skin_mask        string               "labels" or "landmarks"
 n_skin_pixels    int32                pixels the ITA used
-foreground       string               foreground backend used for compositing
+foreground       string               foreground backend that made ``alpha_path``
+                                      (faces/foreground.py: ground_truth, labels,
+                                      ellipse, none)
 fg_iou_ellipse   float64?             IoU of the photo mask backend (landmark ellipse)
                                       with the ground-truth alpha, where one exists
 landmark_source  string               "ground_truth" (SynthHeads) or "dlib"
@@ -64,7 +70,7 @@ F64, I32, S = pa.float64(), pa.int32(), pa.string()
 
 MANIFEST_SCHEMA = pa.schema(
     [
-        ("image_id", S), ("source", S), ("subject_id", S), ("split", S), ("path", S), ("src_path", S),
+        ("image_id", S), ("source", S), ("subject_id", S), ("split", S), ("path", S), ("alpha_path", S), ("src_path", S),
         ("frame_index", I32), ("label_race", S), ("label_gender", S), ("label_age", S),
         ("fitzpatrick_gt", S), ("ita_gt", F64), ("mask_path", S),
         ("ita", F64), ("lab", pa.list_(F64, 3)), ("fitzpatrick", S), ("ita_category", S), ("ita_scheme", S),

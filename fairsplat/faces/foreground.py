@@ -27,6 +27,12 @@ photos get a *geometric* mask unless the data carries its own:
 ``auto`` (see :func:`foreground_mask`) picks ``ground_truth``, then ``labels``,
 then ``ellipse``, whichever has its input. Backends return float32 [S, S] in
 [0, 1]; padding outside the photo is always background.
+
+Saved masks: curation composites with :func:`to_alpha8` of the mask (8-bit
+alpha, ``/ 255``) and writes that same array as ``alpha/<id>.png``, so the saved
+mask *is* the compositing mask, bit for bit. Every backend already yields
+multiples of 1/255 (8-bit alpha, PIL-drawn ellipse, 0/1 labels), so the
+quantisation changes no crop.
 """
 
 from __future__ import annotations
@@ -125,6 +131,12 @@ def foreground_mask(x: FgInput, backend: str = "auto") -> tuple[np.ndarray, str]
         if mask is not None:
             return mask * x.valid, name
     raise ValueError(f"foreground backend {backend!r} has no input for this item (needs alpha/labels/landmarks)")
+
+
+def to_alpha8(mask: np.ndarray) -> np.ndarray:  # float [S, S] in [0, 1] -> uint8 [S, S]
+    """8-bit alpha, round half to even: the form a mask is composited with and saved in."""
+    assert mask.ndim == 2, mask.shape
+    return np.clip(np.rint(mask.astype(np.float64) * 255.0), 0, 255).astype(np.uint8)
 
 
 def mask_iou(pred: np.ndarray, gt: np.ndarray, threshold: float = 0.5) -> float:
