@@ -187,7 +187,7 @@ def test_train_parser_mixed_precision_on_cuda(work, precision):
         pytest.skip("needs CUDA")
     root = work / f"cuda_{precision}"
     root.mkdir()
-    _params(root, train_parser={"mixed-precision": precision, "epochs": 3})
+    _params(root, train_parser={"mixed-precision": precision, "epochs": 8, "batch-size": 4})
     m = _run("train_parser", root, "--curated", str(work / "curated"), "--out", str(root / "parser"),
              "--plots", str(root / "plots"))  # fmt: skip
     assert m["device"].startswith("cuda") and m["mixed_precision"] == precision
