@@ -1,11 +1,12 @@
-"""`rasterization`: gsplat 1.5.3's entry point (the subset we use), with swappable backends.
+"""`rasterization`: gsplat 1.5.3's entry point, with swappable backends (BACKENDS).
 
 Why one function with gsplat's signature: pipeline code calls
 ``rasterization(...)`` once and runs on a 2-core CPU (``torch``: tiled, numba
 kernels on CPU, vectorised torch on GPU), on a CUDA box (``gsplat``) or, in
 tests, against the dense reference (``dense``), with no other change.
 
-Semantics follow gsplat (pinhole, classic, unpacked): render_mode "D" is the
+Semantics follow gsplat (pinhole, unpacked; classic or antialiased; N-channel
+features or SH coefficients with sh_degree): render_mode "D" is the
 accumulated depth sum(w_i z_i), "ED" the expected depth D / alpha; the depth
 channel comes last; backgrounds are blended as out + (1 - alpha) * bg and the
 depth channel's background is 0.
