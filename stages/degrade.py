@@ -9,7 +9,6 @@ schemas: fairsplat/degrade/run.py), ``plots/degrade/`` (clean | degraded | regio
 damage per region) and ``metrics/degrade.json``.
 """
 
-import os
 from pathlib import Path
 
 import typer
@@ -32,8 +31,6 @@ def main(
     import fairsplat.sections  # noqa: F401
 
     cfg = load_section("degrade", params)
-    for var in ("OMP_NUM_THREADS", "NUMBA_NUM_THREADS"):  # one process per core; workers inherit this
-        os.environ.setdefault(var, "1")
     from fairsplat.degrade.report import degrade_metrics, write_plots
     from fairsplat.degrade.run import MANIFEST_SCHEMA, REJECTS_SCHEMA, Settings, degrade_all, read_jobs, write_table
     from fairsplat.io import atomic_dir

@@ -199,6 +199,14 @@ _SETTINGS: list[Settings] = []
 
 
 def _init(st: Settings) -> None:
+    """Worker start: one process per core, so each runs its kernels on one thread.
+
+    Set through numba's runtime call, not NUMBA_NUM_THREADS:
+    changing those in a process whose numba pool already started is an error.
+    """
+    import numba
+
+    numba.set_num_threads(1)
     _SETTINGS[:] = [st]
 
 
