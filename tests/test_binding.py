@@ -296,3 +296,42 @@ def test_subdivided_binding_validates():
         subdivided_binding(tiny_head(), levels=-1)
     with pytest.raises(ValueError, match="thickness"):
         subdivided_binding(tiny_head(), thickness=0.0)
+
+
+def _rotations(n: int, seed: int = 0) -> torch.Tensor:  # [n + 12, 3, 3] float64, incl. near-180-degree turns
+    from fairsplat.splat.frames import quat_to_matrix as q2m
+
+    g = torch.Generator().manual_seed(seed)
+    q = torch.randn(n, 4, generator=g, dtype=torch.float64)
+    near_pi = torch.tensor([[0.02, 1, 0, 0], [0.02, 0, 1, 0], [0.02, 0, 0, 1], [-0.03, 0.6, 0.8, 0]], dtype=torch.float64)
+    q = torch.cat([q, near_pi, -near_pi, near_pi * torch.tensor([1.0, -1, 1, -1], dtype=torch.float64)])
+    return q2m(q)
+
+
+def test_matrix_to_quat_matches_kornia_and_round_trips():
+    from kornia.geometry.conversions import rotation_matrix_to_quaternion
+
+    rot = _rotations(200)
+    q = matrix_to_quat(rot)
+    ref = rotation_matrix_to_quaternion(rot, eps=1e-12)
+    sign = torch.sign((q * ref).sum(-1, keepdim=True))  # q and -q are one rotation
+    torch.testing.assert_close(q, sign * ref, atol=1e-6, rtol=0)
+    torch.testing.assert_close(quat_to_matrix(q), rot, atol=1e-10, rtol=0)
+
+
+def test_matrix_to_quat_gradients_are_finite_and_exact():
+    """Kornia's where-of-all-branches gives NaN gradients; ours must match finite differences."""
+    rot = _rotations(8).requires_grad_(True)
+    assert torch.autograd.gradcheck(matrix_to_quat, (rot,), eps=1e-7, atol=1e-5)
+    # Posed float32 heads: kornia's version gave NaN pose/expression gradients here.
+    from fairsplat.head.flame import FlameLayer
+    from fairsplat.head.procedural import build_procedural_head
+
+    head = build_procedural_head()
+    g = torch.Generator().manual_seed(0)
+    pose = (0.2 * torch.randn(8, 15, generator=g)).requires_grad_(True)
+    expr = torch.randn(8, head.n_expr, generator=g).requires_grad_(True)
+    rot = triangle_frames(FlameLayer(head)(expr=expr, pose=pose).vertices, torch.as_tensor(head.faces))[1]
+    q = matrix_to_quat(rot)
+    (q * torch.randn(q.shape, generator=g)).sum().backward()
+    assert torch.isfinite(pose.grad).all() and torch.isfinite(expr.grad).all()

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from kornia.geometry.conversions import rotation_matrix_to_quaternion
 from torch import Tensor
 
 
@@ -58,4 +57,29 @@ def quat_to_matrix(q: Tensor) -> Tensor:  # [..., 4] wxyz -> [..., 3, 3]
 
 
 def matrix_to_quat(rot: Tensor) -> Tensor:  # [..., 3, 3] -> [..., 4] wxyz
-    return rotation_matrix_to_quaternion(rot.contiguous(), eps=1e-12)
+    """Shepperd's method, with a gradient that is finite everywhere.
+
+    Why not kornia's ``rotation_matrix_to_quaternion`` (the values agree, see
+    the tests): it evaluates all four branches and picks one with
+    ``torch.where``; an unpicked branch takes the square root of a negative
+    number, and ``where``'s backward turns that NaN into NaN gradients for the
+    vertices the frames come from. Here every branch's radicand is clamped
+    positive first, so unpicked branches contribute exact zeros.
+    """
+    m = rot.reshape(*rot.shape[:-2], 9).unbind(-1)
+    m00, m01, m02, m10, m11, m12, m20, m21, m22 = m
+    tiny = torch.finfo(rot.dtype).tiny
+    cands = []
+    for diag, num in (
+        (1.0 + m00 + m11 + m22, (None, m21 - m12, m02 - m20, m10 - m01)),  # w largest
+        (1.0 + m00 - m11 - m22, (m21 - m12, None, m01 + m10, m02 + m20)),  # x largest
+        (1.0 - m00 + m11 - m22, (m02 - m20, m01 + m10, None, m12 + m21)),  # y largest
+        (1.0 - m00 - m11 + m22, (m10 - m01, m02 + m20, m12 + m21, None)),  # z largest
+    ):
+        sq = 2.0 * torch.sqrt(diag.clamp_min(tiny))  # 4 * the largest component
+        cands.append(torch.stack([0.25 * sq if n is None else n / sq for n in num], dim=-1))
+    trace = m00 + m11 + m22
+    pick_y = (m11 > m22)[..., None]
+    pick_x = ((m00 > m11) & (m00 > m22))[..., None]
+    q = torch.where(pick_x, cands[1], torch.where(pick_y, cands[2], cands[3]))
+    return torch.where((trace > 0.0)[..., None], cands[0], q)
