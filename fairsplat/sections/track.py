@@ -47,6 +47,33 @@ class TrackParams(Section):
     """Weight of the 17 jaw-line landmarks: detectors put them on the silhouette,
     which slides over the face as the head turns, unlike FLAME's fixed embedding."""
 
+    robust: Literal["l2", "huber", "geman_mcclure", "tukey"] = "geman_mcclure"
+    """Penalty on each landmark's residual (fairsplat/track/robust.py, IRLS inside the
+    Levenberg-Marquardt fit; the rigid stage uses ``huber`` unless this is ``l2``).
+    Geman-McClure lets go of points the detector put on the wrong feature (eyes on
+    the brows of a turned head): held-out dlib NME 0.1043 (l2) -> 0.1028 with the
+    keys below (0.0970 with a soft expression box, which costs exact landmarks
+    0.0054 -> 0.0091); exact-landmark NME 0.0054 -> 0.0064."""
+
+    robust_scale: float = Field(0.1, gt=0.0, le=1.0)
+    """Where the robust penalty bends, in fitted inter-ocular distances: about
+    dlib's typical per-point error; 0.07 and 0.15 measured the same within 0.001."""
+
+    contour: Literal["auto", "on", "off"] = "auto"
+    """Dynamic jaw contour (fairsplat/track/contour.py): landmarks 0-16 match the
+    mesh's silhouette, as a detector draws them. ``auto``: on for detected
+    landmarks, off for SynthHeads' ground truth (those are the fixed embedding)."""
+
+    contour_radius: float = Field(0.03, gt=0.0, le=0.1)
+    """How far (m) a jaw landmark may slide from its embedded point; 30 mm covers
+    a 30-40 deg turn without reaching the ear (20 and 45 mm measured the same)."""
+
+    expr_limits: Literal["auto", "none"] = "auto"
+    """``auto``: a head whose expressions are named blendshapes (the procedural head:
+    weight 1 = one full action) keeps them in a hard box [0, 2]; a PCA basis (a
+    FLAME file) is left free. Without it a failed detection is explained by
+    negative blinks and brow movements (held-out dlib expression error 0.35 -> 0.19)."""
+
     shape_prior: float = Field(1e-4, ge=0.0)
     """L2 weight on shape coefficients (unit variance); 1e-4 costs what a 1 % landmark
     error does. Weaker priors fit ground-truth landmarks closer but let detector

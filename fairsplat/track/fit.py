@@ -31,13 +31,16 @@ from torch import Tensor
 from fairsplat.head.lbs import rodrigues
 from fairsplat.labels import IBUG68_GROUPS
 from fairsplat.track.camera import FLIP, matrix_to_axis_angle, project, rigid_init
+from fairsplat.track.contour import JAW as JAW_LMK, N_JAW, contour_lines, select_contour
 from fairsplat.track.landmarks import LandmarkFlame
 from fairsplat.track.priors import PriorWeights
+from fairsplat.track.robust import ROBUST, irls_weights
 from fairsplat.track.solver import Terms, solve
 
 # Frame parameter layout (x): rotation, (x/z, y/z), log z, then FLAME's non-global joints, then expression.
 ROT, TXY, LOGZ, NECK, JAW, EYES = slice(0, 3), slice(3, 5), slice(5, 6), slice(6, 9), slice(9, 12), slice(12, 18)
 N_FIXED = 18  # frame dims before the expression coefficients
+Contour = tuple[Tensor, Tensor, Tensor]  # jaw silhouette edges: vertex ids [N, 17, 2], blend [N, 17], used [N, 17] bool
 
 
 @dataclass(frozen=True)
@@ -53,6 +56,24 @@ class FitConfig:
     jaw_line_weight: float = 0.3
     """Weight of the 17 jaw-line landmarks: detectors put them on the silhouette,
     which slides over the face as the head turns (FLAME embeds them at fixed points)."""
+    robust: str = "l2"
+    """Penalty on each landmark's residual in the full stage (``robust.ROBUST``):
+    ``l2`` is plain least squares; a redescending one (``geman_mcclure``,
+    ``tukey``) stops detector failures from pulling the fit."""
+    robust_scale: float = 0.1
+    """Where the robust penalty bends, in fitted inter-ocular distances."""
+    rigid_robust: str = "l2"
+    """Penalty in the rigid stage; a convex one (``huber``) there gives the
+    non-convex full-stage penalty a start that outliers have not bent."""
+    contour: bool = False
+    """Dynamic jaw contour (``contour.py``): landmarks 0-16 correspond to the mesh's
+    current silhouette near their embedded point, re-chosen every iteration."""
+    contour_radius: float = 0.03
+    """How far (m) a jaw landmark may slide from its embedded point along its line."""
+    expr_range: tuple[float, float] | None = None
+    """Hard box on expression coefficients (projected steps, ``solver.py``): for a head whose
+    expressions are blendshape weights (the procedural head's named expressions),
+    ``(0, hi)``; None for a PCA basis such as FLAME's, whose signs mean nothing."""
     priors: PriorWeights = field(default_factory=PriorWeights)
     smooth_pose: float = 0.0
     """Second-difference weight on global, neck and jaw rotation (clips only)."""
@@ -95,22 +116,59 @@ class Fitter:
 
     def __init__(self, model: LandmarkFlame, cfg: FitConfig = FitConfig()) -> None:
         self.model, self.cfg = model, cfg
+        for key in (cfg.robust, cfg.rigid_robust):
+            if key not in ROBUST:
+                raise ValueError(f"fit: robust penalty {key!r} not in {sorted(ROBUST)}")
         self.n_shape = min(cfg.n_shape or model.n_shape, model.n_shape)
         self.n_expr = min(cfg.n_expr or model.n_expr, model.n_expr)
         self.dx = N_FIXED + self.n_expr
         with torch.no_grad():
             self.template = model(torch.zeros(1, 0), torch.zeros(1, 0), torch.zeros(1, 3 * model.n_joints))[0][0]
         self.centre = self.template.mean(0)  # [3] pivot of the fitted rotation
+        self.lines = contour_lines(model.head, self.template.double().numpy(), cfg.contour_radius) if cfg.contour else None
+        if self.lines is not None:  # candidates' vertices, each posed once per selection
+            self.line_vertices, inverse = torch.unique(self.lines.vertex_ids, return_inverse=True)  # [U], [17, C, 2]
+            self.line_index = inverse
 
     # ---- the model seen through the camera ---------------------------------
-    def landmarks(self, z: Tensor, K: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        """z [N, Dx + S] -> pixels [N, 68, 2], camera landmarks [N, 68, 3], rest root joint [N, 3]."""
+    def landmarks(self, z: Tensor, K: Tensor, contour: Contour | None = None) -> tuple[Tensor, Tensor, Tensor]:
+        """z [N, Dx + S] -> pixels [N, 68, 2], camera landmarks [N, 68, 3], rest root joint [N, 3].
+
+        ``contour``: jaw points on chosen silhouette edges instead of the embedding
+        (what the detector sees, ``contour_at``); without it, the embedded landmarks (what is reported)."""
         x, shape = z[:, : self.dx], z[:, self.dx :]
         pose = torch.cat([torch.zeros_like(x[:, ROT]), x[:, NECK], x[:, JAW], x[:, EYES]], 1)  # global applied below
         lmk, joints = self.model(shape, x[:, N_FIXED:], pose)  # [N, 68, 3] head frame
-        R = FLIP @ rodrigues(x[:, ROT])  # [N, 3, 3] head -> camera
-        cam = (lmk - self.centre) @ R.transpose(1, 2) + _t_cam(x)[:, None]  # [N, 68, 3]
+        if contour is not None:
+            ids, t, use = contour  # [B, 17, 2], [B, 17], [B, 17] (B divides N)
+            n = z.shape[0]  # a multiple of the contour's batch (the solver's Jacobian tiles it)
+            ends = self.model.vertices(shape, x[:, N_FIXED:], pose, ids.reshape(ids.shape[0], -1)).reshape(n, *ids.shape[1:], 3)
+            rep = n // ids.shape[0]
+            t, use = t.repeat(rep, 1), use.repeat(rep, 1)
+            edge = ends[:, :, 0] + t[..., None] * (ends[:, :, 1] - ends[:, :, 0])  # [N, 17, 3]
+            jaw = torch.where(use[..., None], edge, lmk[:, JAW_LMK.start : JAW_LMK.stop])
+            lmk = torch.cat([jaw, lmk[:, JAW_LMK.stop :]], 1)
+        cam = self._camera(x, lmk)  # [N, 68, 3]
         return project(cam, K), cam, joints[:, 0]
+
+    def _camera(self, x: Tensor, points: Tensor) -> Tensor:  # [N, Dx], [N, M, 3] head frame -> [N, M, 3] camera
+        R = FLIP @ rodrigues(x[:, ROT])  # [N, 3, 3] head -> camera
+        return (points - self.centre) @ R.transpose(1, 2) + _t_cam(x)[:, None]
+
+    @torch.no_grad()
+    def contour_at(self, z: Tensor, K: Tensor) -> Contour:
+        """Each jaw landmark's silhouette edge at parameters z [B, D] (``contour.select_contour``)."""
+        b, lines = z.shape[0], self.lines
+        x, shape = z[:, : self.dx], z[:, self.dx :]
+        pose = torch.cat([torch.zeros_like(x[:, ROT]), x[:, NECK], x[:, JAW], x[:, EYES]], 1)
+        verts = self.model.vertices(shape, x[:, N_FIXED:], pose, self.line_vertices[None])  # [B, U, 3]
+        pix = project(self._camera(x, verts), K)  # [B, U, 2]
+        ends = pix[:, self.line_index]  # [B, 17, C, 2, 2]
+        cand = ends[..., 0, :] + lines.t[None, ..., None] * (ends[..., 1, :] - ends[..., 0, :])  # [B, 17, C, 2]
+        choice = select_contour(cand, lines.valid, self.landmarks(z, K)[0])  # [B, 17]
+        k = torch.arange(N_JAW)[None].expand(b, -1)
+        c = choice.clamp_min(0)
+        return lines.vertex_ids[k, c], lines.t[k, c], choice >= 0
 
     def _to_flame(self, x: Tensor, root: Tensor) -> tuple[Tensor, Tensor]:  # -> pose [B, 15], transl [B, 3]
         """FLAME turns the head about the rest root joint J0: world = R (L - J0) + J0 + transl.
@@ -118,6 +176,22 @@ class Fitter:
         R = rodrigues(x[:, ROT])  # [B, 3, 3]
         transl = _t_cam(x) @ FLIP - ((self.centre - root)[:, None] @ R.transpose(1, 2))[:, 0] - root
         return torch.cat([x[:, ROT], x[:, NECK], x[:, JAW], x[:, EYES]], 1), transl
+
+    @torch.no_grad()
+    def from_flame(self, shape: Tensor, expr: Tensor, pose: Tensor, transl: Tensor) -> Tensor:  # -> z [B, Dx + S]
+        """FLAME parameters -> the fitter's own (inverse of ``_to_flame``): t = FLIP (transl + R (c - J0) + J0).
+
+        Lets tests and callers evaluate the fitter's model (``landmarks``, ``contour_at``) at known heads."""
+        b = pose.shape[0]
+        shape = torch.cat([shape, shape.new_zeros(b, max(0, self.n_shape - shape.shape[1]))], 1)[:, : self.n_shape]
+        expr = torch.cat([expr, expr.new_zeros(b, max(0, self.n_expr - expr.shape[1]))], 1)[:, : self.n_expr]
+        root = self.model(shape, expr, torch.zeros(b, 3 * self.model.n_joints))[1][:, 0]  # [B, 3] rest root joint
+        R = rodrigues(pose[:, 0:3])  # [B, 3, 3]
+        t = (transl + ((self.centre - root)[:, None] @ R.transpose(1, 2))[:, 0] + root) @ FLIP  # [B, 3]
+        x = torch.zeros(b, self.dx)
+        x[:, ROT], x[:, NECK], x[:, JAW], x[:, EYES] = pose[:, 0:3], pose[:, 3:6], pose[:, 6:9], pose[:, 9:15]
+        x[:, TXY], x[:, LOGZ], x[:, N_FIXED:] = t[:, :2] / t[:, 2:], t[:, 2:].log(), expr
+        return torch.cat([x, shape], 1)
 
     # ---- fitting ------------------------------------------------------------
     def fit(
@@ -141,8 +215,10 @@ class Fitter:
         rigid = torch.zeros(self.dx + self.n_shape, dtype=torch.bool)
         rigid[:6] = True
         with torch.no_grad():
-            x, y = solve(res, x, y, subjects, terms, self.cfg.rigid_iters, active=rigid)
-            x, y = solve(res, x, y, subjects, terms, self.cfg.iters)
+            upd = self._update(targets, K, weights, subjects, self.cfg.rigid_robust)
+            x, y = solve(res, x, y, subjects, terms, self.cfg.rigid_iters, active=rigid, update=upd)
+            upd = self._update(targets, K, weights, subjects, self.cfg.robust)
+            x, y = solve(res, x, y, subjects, terms, self.cfg.iters, update=upd)
             z = torch.cat([x, y[subjects]], 1)
             pix, cam, root = self.landmarks(z, K)
             pose, transl = self._to_flame(x, root)
@@ -151,16 +227,38 @@ class Fitter:
             data = (res(z) ** 2).sum(1)
         return FitResult(shape, expr, pose, transl, K, pix, cam, data, time.perf_counter() - t0)
 
-    def _residual(self, targets: Tensor, K: Tensor, weights: Tensor):
+    def _update(self, targets: Tensor, K: Tensor, weights: Tensor, subjects: Tensor, kind: str):
+        """The solver's per-iteration residual: jaw silhouette edges and IRLS weights at the
+        current fit (None when neither is on: the residual never changes)."""
+        if kind == "l2" and self.lines is None:
+            return None
+
+        def update(x: Tensor, y: Tensor):
+            z = torch.cat([x, y[subjects]], 1)
+            contour = self.contour_at(z, K) if self.lines is not None else None
+            robust = None
+            if kind != "l2":
+                pix = self.landmarks(z, K, contour)[0]  # [B, 68, 2]
+                robust = irls_weights(pix, targets, kind, self.cfg.robust_scale)
+            return self._residual(targets, K, weights, robust, contour)
+
+        return update
+
+    def _residual(self, targets: Tensor, K: Tensor, weights: Tensor, robust: Tensor | None = None,
+                  contour: Contour | None = None):  # fmt: skip
         """r(z) [N, 136] with |r|^2 = weighted mean squared residual in face-size units.
 
+        ``robust`` [B, 68]: IRLS weights multiplying ``weights``; the mean stays
+        over ``weights``, so a down-weighted point simply counts less. ``contour``:
+        the jaw's silhouette edges (``select_contour``), held for this residual.
         N may be a multiple of B (the solver's Jacobian repeats the batch)."""
         scale = face_scale(targets, weights)  # [B]
-        sw = (weights / weights.sum(1, keepdim=True).clamp_min(1e-9)).sqrt() / scale[:, None]  # [B, 68]
+        w = weights if robust is None else weights * robust
+        sw = (w / weights.sum(1, keepdim=True).clamp_min(1e-9)).sqrt() / scale[:, None]  # [B, 68]
 
         def residual(z: Tensor) -> Tensor:
             k = z.shape[0] // targets.shape[0]
-            pix = self.landmarks(z, K.repeat(k, 1, 1))[0]
+            pix = self.landmarks(z, K.repeat(k, 1, 1), contour)[0]
             return ((pix - targets.repeat(k, 1, 1)) * sw.repeat(k, 1)[..., None]).reshape(z.shape[0], -1)
 
         return residual
@@ -175,7 +273,11 @@ class Fitter:
         lo[JAW], hi[JAW] = torch.tensor([w.jaw_open[0], -w.jaw_side, -w.jaw_side]), torch.tensor([w.jaw_open[1], w.jaw_side, w.jaw_side])
         ws[ROT], ws[NECK], ws[JAW] = c.smooth_pose, c.smooth_pose, c.smooth_pose
         ws[TXY], ws[LOGZ], ws[N_FIXED:] = c.smooth_transl, c.smooth_transl, c.smooth_expr
-        return Terms(wx, torch.full((self.n_shape,), float(w.shape)), lo, hi, float(w.limits), ws, triples)
+        box_lo = box_hi = None
+        if c.expr_range is not None:  # hard (projected) bounds on blendshape weights
+            box_lo, box_hi = torch.full((dx,), -torch.inf), torch.full((dx,), torch.inf)
+            box_lo[N_FIXED:], box_hi[N_FIXED:] = c.expr_range
+        return Terms(wx, torch.full((self.n_shape,), float(w.shape)), lo, hi, float(w.limits), ws, triples, box_lo, box_hi)
 
     @torch.no_grad()
     def _initialise(self, targets: Tensor, K: Tensor, weights: Tensor, subjects: Tensor) -> Tensor:  # -> x [B, Dx]

@@ -8,6 +8,11 @@ precompute ``Jreg T`` and ``Jreg D`` and append them as 5 "virtual vertices"
 whose regressor row is one-hot. The unchanged :func:`fairsplat.head.lbs.lbs`
 then returns the same joints and landmark vertices as the full model, at a
 small fraction of the cost (tests compare against ``FlameLayer``).
+
+:meth:`LandmarkFlame.vertices` poses any other vertices, chosen per sample
+(the dynamic jaw contour's silhouette points, ``contour.py``), by gathering
+their rows of the full model's buffers: a fit evaluates the ~34 it needs per
+image instead of the whole mesh.
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from fairsplat.head.lbs import lbs
+from fairsplat.head.lbs import lbs, rigid_transforms, rodrigues
 from fairsplat.head.model import HeadModel
 
 
@@ -31,6 +36,7 @@ class LandmarkFlame(nn.Module):
         self.n_shape, self.n_expr, self.n_joints = model.n_shape, model.n_expr, model.n_joints
         self.parents = [int(p) for p in model.parents]
         self.source = model.source
+        self.head = model  # the arrays (mesh, regions) that contour.contour_lines searches
         tri = model.faces[model.lmk_faces]  # [68, 3] vertex ids
         keep, inverse = torch.unique(torch.as_tensor(tri).reshape(-1), return_inverse=True)  # [U], [204]
         keep_np = keep.numpy()
@@ -53,6 +59,13 @@ class LandmarkFlame(nn.Module):
         buf("lbs_weights", weights)  # [U + J, J]
         buf("lmk_index", inverse.reshape(68, 3), torch.long)  # [68, 3] rows of the kept set
         buf("lmk_bary", torch.as_tensor(model.lmk_bary))  # [68, 3]
+        # Full-mesh rows for per-sample gathers (vertices()): template, blend and pose directions, skin weights.
+        full_dirs = dirs.permute(0, 2, 1)  # [V, K, 3]
+        full_pose = torch.as_tensor(model.posedirs).double().reshape(-1, model.n_vertices, 3).permute(1, 0, 2)  # [V, P, 3]
+        buf("full_template", torch.as_tensor(model.v_template).double())  # [V, 3]
+        buf("full_dirs", full_dirs.contiguous())  # [V, K, 3]
+        buf("full_posedirs", full_pose.contiguous())  # [V, P, 3]
+        buf("full_weights", torch.as_tensor(model.lbs_weights).double())  # [V, J]
 
     def forward(
         self,
@@ -68,6 +81,33 @@ class LandmarkFlame(nn.Module):
         )
         tri = verts[:, self.lmk_index]  # [B, 68, 3 corners, 3 xyz]
         return (tri * self.lmk_bary[None, :, :, None]).sum(2), joints
+
+
+    def vertices(
+        self,
+        shape: Tensor,  # [N, <=S]
+        expr: Tensor,  # [N, <=E]
+        pose: Tensor,  # [N, 3J]
+        ids: Tensor,  # [B, M] long vertex ids of the full mesh; row i of N uses ids[i % B]
+    ) -> Tensor:  # [N, M, 3] posed, head frame (as forward's landmarks)
+        """The same skinning as :func:`lbs` for per-sample vertex sets (rows gathered, not the whole mesh).
+
+        N may be a multiple of B: the solver's Jacobian evaluates the batch
+        tiled once per parameter direction, and the rows are gathered once."""
+        n, nj = pose.shape[0], self.n_joints
+        b, m = ids.shape
+        assert n % b == 0 and pose.shape == (n, 3 * nj), (ids.shape, pose.shape)
+        coeffs = torch.cat([_pad(shape, self.n_shape), _pad(expr, self.n_expr)], 1)  # [N, K]
+        rest_joints = self.v_template[-nj:] + torch.einsum("nk,jck->njc", coeffs, self.dirs[-nj:])  # [N, J, 3]
+        rots = rodrigues(pose.reshape(n, nj, 3))  # [N, J, 3, 3]
+        feature = (rots[:, 1:] - torch.eye(3, dtype=pose.dtype)).reshape(n // b, b, -1)  # [k, B, P]
+        skin = rigid_transforms(rots, rest_joints, self.parents)[1][:, :, :3]  # [N, J, 3, 4]
+        c = coeffs.reshape(n // b, b, -1)  # [k, B, K]
+        shaped = self.full_template[ids] + torch.einsum("abk,bmkc->abmc", c, self.full_dirs[ids])  # [k, B, M, 3]
+        shaped = (shaped + torch.einsum("abp,bmpc->abmc", feature, self.full_posedirs[ids])).reshape(n, m, 3)
+        w = self.full_weights[ids].expand(n // b, -1, -1, -1).reshape(n, m, -1)  # [N, M, J]
+        blend = torch.einsum("nmj,njrc->nmrc", w, skin)  # [N, M, 3, 4]
+        return (blend[..., :3] @ shaped[..., None])[..., 0] + blend[..., 3]
 
 
 def _pad(x: Tensor, n: int) -> Tensor:

@@ -80,9 +80,7 @@ class PhotometricRefiner:
         """World Gaussians [B, G, ...] and their normals [B, G, 3] for FLAME parameters."""
         verts = self.flame(shape, expr, pose, transl).vertices  # [B, V, 3]
         means, quats, scales = bind_to_world(self.binding, verts, self.faces)
-        # Orientation is detached: splat.frames.matrix_to_quat (kornia) returns NaN
-        # gradients for some triangles, and position and size carry the signal anyway.
-        quats = quats.detach()
+        # Orientation carries gradients too: splat.frames.matrix_to_quat keeps them finite.
         normals = triangle_frames(verts, self.faces)[1][:, self.binding.face_idx, :, 1]  # [B, G, 3]
         return means, quats, scales, normals
 

@@ -104,13 +104,19 @@ def run_track(cfg, head_path: Path, inputs: dict[str, Path], out: Path, plot_dir
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     head = HeadModel.load(head_path)
-    fitter = Fitter(LandmarkFlame(head), fit_config(cfg))
+    model = LandmarkFlame(head)
+    fitters: dict[bool, Fitter] = {}  # by "targets are detections" (the jaw contour follows the silhouette)
     metrics: dict = {"landmarks": cfg.landmarks, "threads": torch.get_num_threads(), "photometric": cfg.photometric}
     per_type: dict[str, dict] = {}
     track_rows, reject_rows = [], []
     fitted_total, fit_seconds, wall0 = 0, 0.0, time.perf_counter()
     for name, path in inputs.items():
         items = LOADERS[name](path, cfg, detect)
+        lmk_source = LANDMARK_SOURCE[name] or cfg.landmarks
+        detected = lmk_source != "gt"
+        if detected not in fitters:
+            fitters[detected] = Fitter(model, fit_config(cfg, detected, named_expressions=head.source == "procedural"))
+        fitter = fitters[detected]
         run = run_fit(items, fitter, cfg.share_shape, cfg.batch_size)
         fitted_total, fit_seconds = fitted_total + int(run.fitted.sum()), fit_seconds + run.fit_seconds
         m: dict = {}
@@ -123,7 +129,6 @@ def run_track(cfg, head_path: Path, inputs: dict[str, Path], out: Path, plot_dir
         for t, v in m.pop("per_fitzpatrick", {}).items():
             per_type.setdefault(t, {}).update(_prefixed(name, v))
         metrics |= _prefixed(name, m)
-        lmk_source = LANDMARK_SOURCE[name] or cfg.landmarks
         track_rows += tables.track_rows(items, run, lmk_source, errors)
         reject_rows += tables.reject_rows(items, run)
         if plot_dir is not None and cfg.plot_samples:

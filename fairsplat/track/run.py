@@ -41,13 +41,24 @@ class TrackRun:
     fit_seconds: float  # wall time inside the optimiser (landmark fitting only)
 
 
-def fit_config(cfg) -> FitConfig:
-    """``TrackParams`` -> the fitter's config (priors not exposed as params keep their defaults)."""
+EXPR_BOX = (0.0, 2.0)
+"""Soft box on named blendshape weights (1 = one full action; SynthHeads' motion reaches ~1.6)."""
+
+
+def fit_config(cfg, detected: bool = True, named_expressions: bool = False) -> FitConfig:
+    """``TrackParams`` -> the fitter's config (priors not exposed as params keep their defaults).
+
+    ``detected``: the targets come from a detector (resolves ``contour: auto``);
+    ``named_expressions``: the head's expressions are blendshape weights (``expr-limits: auto``)."""
     priors = PriorWeights(shape=cfg.shape_prior, expr=cfg.expr_prior, neck=cfg.neck_prior)
+    contour = cfg.contour == "on" or (cfg.contour == "auto" and detected)
+    box = EXPR_BOX if cfg.expr_limits == "auto" and named_expressions else None
     return FitConfig(
         n_shape=cfg.n_shape, n_expr=cfg.n_expr, rigid_iters=cfg.rigid_iters, iters=cfg.iters,
-        jaw_line_weight=cfg.jaw_line_weight, priors=priors, smooth_pose=cfg.smooth_pose,
-        smooth_expr=cfg.smooth_expr, smooth_transl=cfg.smooth_transl,
+        jaw_line_weight=cfg.jaw_line_weight, robust=cfg.robust, robust_scale=cfg.robust_scale,
+        rigid_robust="l2" if cfg.robust == "l2" else "huber", contour=contour, contour_radius=cfg.contour_radius,
+        expr_range=box, priors=priors, smooth_pose=cfg.smooth_pose, smooth_expr=cfg.smooth_expr,
+        smooth_transl=cfg.smooth_transl,
     )  # fmt: skip
 
 

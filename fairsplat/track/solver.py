@@ -9,6 +9,11 @@ subject uses), and the cost
   + wl sum_b |hinge(x_b; lo, hi)|^2               soft box limits (joint ranges)
   + sum_clips sum_t |sqrt(ws) (x_t-1 - 2 x_t + x_t+1)|^2   temporal smoothness
 
+optionally subject to hard bounds ``box_lo <= x_b <= box_hi``, kept by
+projecting every trial step onto the box (projected Levenberg-Marquardt). A
+soft wall there would make a step that crosses it look worse than it is for
+the whole subject, and the damping would then stall every other parameter.
+
 Why LM rather than Adam: landmark fitting is a small least-squares problem
 whose variables are strongly coupled (rotation, depth and face size trade
 against each other). Gauss-Newton steps follow those couplings and converge
@@ -30,6 +35,7 @@ import torch
 from torch import Tensor
 
 Residual = Callable[[Tensor], Tensor]  # z [N, Dx + Dy] (frame params, then its subject's) -> r [N, R]
+Update = Callable[[Tensor, Tensor], Residual]  # (x [B, Dx], y [G, Dy]) -> the residual for this iteration
 
 
 @dataclass(frozen=True)
@@ -43,6 +49,13 @@ class Terms:
     wl: float  # weight of the squared hinge
     ws: Tensor  # [Dx] second-difference weight per frame parameter
     triples: Tensor  # [M, 3] long (t-1, t, t+1) batch rows within one subject
+    box_lo: Tensor | None = None  # [Dx] hard lower bounds (steps are projected onto the box), or None
+    box_hi: Tensor | None = None  # [Dx] hard upper bounds
+
+    def project(self, x: Tensor) -> Tensor:  # [B, Dx] -> [B, Dx] clamped into the hard box
+        if self.box_lo is None:
+            return x
+        return torch.maximum(torch.minimum(x, self.box_hi), self.box_lo)
 
 
 def frame_costs(r: Tensor, x: Tensor, t: Terms) -> Tensor:  # [B, R], [B, Dx] -> [B]
@@ -63,18 +76,29 @@ def solve(
     iters: int,
     active: Tensor | None = None,  # [Dx + Dy] bool: parameters allowed to move
     damping: float = 1e-3,
+    update: Update | None = None,
 ) -> tuple[Tensor, Tensor]:
-    """Run ``iters`` LM iterations; returns the improved (x, y)."""
+    """Run ``iters`` LM iterations; returns the improved (x, y).
+
+    ``update`` (optional) is asked, at the start of every iteration, for the
+    residual to use in it, given the current estimate: IRLS weights and
+    re-chosen correspondences (``robust.py``, ``contour.py``). Within the
+    iteration the residual is fixed, so the step is accepted or refused by
+    the cost under that residual; each subject's weights depend only on its
+    own rows, so results stay independent of the batch."""
     b, dx = x.shape
     dy = y.shape[1]
     active = torch.ones(dx + dy, dtype=torch.bool) if active is None else active
     lam = torch.full((y.shape[0],), damping)
     blocks = _blocks(subjects, y.shape[0])
-    cost = _subject_costs(residual, x, y, subjects, terms)
+    cost = None if update is not None else _subject_costs(residual, x, y, subjects, terms)
     for _ in range(iters):
+        if update is not None:
+            residual = update(x, y)
+            cost = _subject_costs(residual, x, y, subjects, terms)
         r, J = _jacobian(residual, torch.cat([x, y[subjects]], 1))  # [B, R], [B, R, D]
         dx_, dy_ = _step(r, J, x, y, subjects, terms, active, lam, blocks)
-        x_new, y_new = x + dx_, y + dy_
+        x_new, y_new = terms.project(x + dx_), y + dy_  # projected LM: a bound never blocks the other moves
         new_cost = _subject_costs(residual, x_new, y_new, subjects, terms)
         better = new_cost < cost  # [G] accept per subject
         x = torch.where(better[subjects][:, None], x_new, x)
