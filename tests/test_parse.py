@@ -30,13 +30,7 @@ from fairsplat.train.accel import AccelConfig, build_accelerator, fresh_state, s
 TINY = ParserConfig(encoder="resnet18", size=64, decoder_channels=(32, 16, 16, 8, 8))
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """One torch thread: these nets are tiny, and on a shared 2-core box threads only contend."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(autouse=True)

@@ -18,13 +18,7 @@ from fairsplat.track.synthetic import random_problem
 from fairsplat.track.toy_head import make_toy_head
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny tensors: a second intra-op thread costs ~6x on this shared 2-core machine (the stage uses track.threads=1)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _procedural():

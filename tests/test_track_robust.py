@@ -17,12 +17,7 @@ from fairsplat.track.synthetic import project_problem, random_problem
 from fairsplat.track.toy_head import make_toy_head
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 _cache: dict = {}

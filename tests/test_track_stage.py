@@ -17,13 +17,7 @@ from fairsplat.labels import FITZPATRICK
 from fairsplat.sections.track import TrackParams
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny tensors: a second intra-op thread costs ~6x on this shared 2-core machine (the stage uses track.threads=1)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 MICRO_SYNTH = {"identities": 6, "frames": 1, "views": [[0, 0], [30, 0]], "size": 64, "uv-resolution": 48}
