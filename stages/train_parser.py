@@ -64,7 +64,10 @@ def main(
             metrics = result["metrics"]
             if acc.is_main_process:
                 live.end()
-                save_parser(tmp, model, replace(tc.model, training={"status": "trained", **metrics}))
+                # the model's record leaves out wall time, so equal weights give an equal output
+                # hash and stage parse is not re-run after a retrain that changed nothing
+                record = {k: v for k, v in metrics.items() if k != "train_seconds"}
+                save_parser(tmp, model, replace(tc.model, training={"status": "trained", **record}))
     if acc.is_main_process:
         m = metrics
         ok = m["miou"] is not None and m["miou"] >= FLOORS["miou_floor"]

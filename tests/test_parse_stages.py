@@ -85,6 +85,7 @@ def test_train_parser_then_parse(work):
     assert list((work / "plots_tp").rglob("*.tsv")), "dvclive wrote no training curves"
     cfg = json.loads((work / "parser" / "config.json").read_text())
     assert cfg["training"]["status"] == "trained" and cfg["size"] == 64
+    assert "train_seconds" not in cfg["training"] and m["train_seconds"] >= 0  # wall time: metrics only
 
     m = _run("parse", work, "--curated", str(work / "curated"), "--model", str(work / "parser"),
              "--out", str(work / "parsed_net"), "--plots", str(work / "plots_p"))  # fmt: skip
