@@ -113,13 +113,6 @@ def _search_edges(model: HeadModel) -> np.ndarray:  # -> [E, 2] unique edges of 
     return np.unique(np.sort(e, 1), axis=0)
 
 
-def candidate_points(verts: Tensor, lines: ContourLines) -> Tensor:  # [B, V', 3] -> [B, 17, C, 3]
-    """Posed candidate points from posed vertices (``verts`` indexed like ``lines.vertex_ids``)."""
-    a = verts[:, lines.vertex_ids[..., 0]]  # [B, 17, C, 3]
-    b = verts[:, lines.vertex_ids[..., 1]]
-    return a + lines.t[None, ..., None].to(verts.dtype) * (b - a)
-
-
 def select_contour(
     cand: Tensor,  # [B, 17, C, 2] candidate pixels
     valid: Tensor,  # [17, C] bool
@@ -145,10 +138,3 @@ def _image_normals(jaw: Tensor, centre: Tensor) -> Tensor:  # [B, 17, 2], [B, 2]
     normal = torch.nn.functional.normalize(torch.stack([-tangent[..., 1], tangent[..., 0]], -1), dim=-1)
     flip = ((jaw - centre[:, None]) * normal).sum(-1, keepdim=True) < 0
     return torch.where(flip, -normal, normal)
-
-
-def gather_choice(cand: Tensor, fixed_jaw: Tensor, choice: Tensor) -> Tensor:
-    """[B, 17, C, D] candidates, [B, 17, D] fixed points, [B, 17] choice -> [B, 17, D] contour points."""
-    idx = choice.clamp_min(0)[..., None, None].expand(-1, -1, 1, cand.shape[-1])  # [B, 17, 1, D]
-    picked = torch.gather(cand, 2, idx)[:, :, 0]
-    return torch.where((choice >= 0)[..., None], picked, fixed_jaw)
