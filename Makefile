@@ -6,6 +6,9 @@
 
 UV_VERSION := 0.13.8
 PYTHON ?= python3
+# the host interpreter, resolved before PATH puts .venv/bin first (the venv has no uv or pip,
+# so a re-sync after pyproject.toml or uv.lock changed must run uv from the host Python)
+HOST_PYTHON := $(shell command -v $(PYTHON))
 VENV := .venv
 STAMP := $(VENV)/.synced
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
@@ -15,8 +18,8 @@ export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 env: $(STAMP)
 
 $(STAMP): pyproject.toml uv.lock
-	@$(PYTHON) -m uv --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet "uv==$(UV_VERSION)"
-	$(PYTHON) -m uv sync --frozen
+	@$(HOST_PYTHON) -m uv --version >/dev/null 2>&1 || $(HOST_PYTHON) -m pip install --quiet "uv==$(UV_VERSION)"
+	$(HOST_PYTHON) -m uv sync --frozen
 	@touch $@
 
 repro: $(STAMP)
