@@ -15,17 +15,27 @@ export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
 .PHONY: repro test env bench clean-env
 
-env: $(STAMP)
+# pretrained weights (fairsplat/weights/registry.py) in $FAIRSPLAT_WEIGHTS_DIR or .weights/: the fetcher
+# checks sha256 and skips files already present; the stamp makes a second `make env` free
+WEIGHTS_STAMP := $(or $(FAIRSPLAT_WEIGHTS_DIR),.weights)/.fetched
+
+env: $(STAMP) $(WEIGHTS_STAMP)
+
+# a failed fetch (no network) warns and leaves the stamp untouched: the project runs without the
+# weights (LPIPS is then reported absent, with the reason), and the next `make env` tries again
+$(WEIGHTS_STAMP): fairsplat/weights/registry.py | $(STAMP)
+	@if python -m fairsplat.weights fetch; then touch $@; \
+	else echo "warning: pretrained weights not fetched; LPIPS will be reported absent (retry: make env)" >&2; fi
 
 $(STAMP): pyproject.toml uv.lock
 	@$(HOST_PYTHON) -m uv --version >/dev/null 2>&1 || $(HOST_PYTHON) -m pip install --quiet "uv==$(UV_VERSION)"
 	$(HOST_PYTHON) -m uv sync --frozen
 	@touch $@
 
-repro: $(STAMP)
+repro: env
 	dvc repro
 
-test: $(STAMP)
+test: env
 	python -m pytest -n 2 --dist loadfile
 
 bench: $(STAMP)

@@ -7,7 +7,7 @@ Run (CPU; the floor is >= 10 photos/s on 2 cores at 512 px):
 Inputs: the 100 real face chips of ../shared/data/faces_open (200 px), upscaled
 to 512 x 512 (bicubic) and saved as JPEG q95 into a temporary folder, cycled
 to ``--photos`` files; without that folder, the detectable painted test card
-(faces/testcard.py, ``shade=True``) at 512 px with varied skin colours. Every
+(fairsplat/testing/testcard.py, ``shade=True``) at 512 px with varied skin colours. Every
 photo goes through the real path: load, dlib HOG + 68 landmarks, crop, ITA,
 Monk, and, because ``per_type`` is off, every accepted photo is also rendered
 (warp, foreground mask, grey composite, PNG write) — the worst case; a real
@@ -38,7 +38,7 @@ import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from fairsplat.curate import analyse, curate, render  # noqa: E402
-from fairsplat.sections.curate import CurateParams  # noqa: E402
+from fairsplat.curate.config import CurateConfig  # noqa: E402
 from fairsplat.sources import folder  # noqa: E402
 
 FLOOR = 10.0  # photos/s, 2 cores, 512 px
@@ -64,7 +64,7 @@ def make_photos(root: Path, n: int, size: int) -> str:
         if sources:
             img = Image.open(sources[i % len(sources)]).convert("RGB").resize((size, size), Image.BICUBIC)
         else:
-            from fairsplat.faces.testcard import paint
+            from fairsplat.testing.testcard import paint
 
             rng = np.random.default_rng(i)
             skin = tuple(int(v) for v in rng.integers([60, 40, 30], [240, 190, 160]))
@@ -73,7 +73,7 @@ def make_photos(root: Path, n: int, size: int) -> str:
     return "faces_open upscaled" if sources else "painted test card"
 
 
-def step_times(records, cfg: CurateParams, out: Path) -> dict:
+def step_times(records, cfg: CurateConfig, out: Path) -> dict:
     """Median ms of analyse and render per photo, one process (models warmed first)."""
     analyse(records[0], cfg)
     t_an, t_re = [], []
@@ -101,7 +101,7 @@ def main() -> None:
         (root / "photos").mkdir()
         made_from = make_photos(root / "photos", args.photos, args.size)
         records = list(folder.iter_records(root / "photos"))
-        cfg = CurateParams(size=args.size, per_type=None, workers=args.workers, min_skin_pixels=400, min_face=64.0)
+        cfg = CurateConfig(size=args.size, per_type=None, workers=args.workers, min_skin_pixels=400, min_face=64.0)
         steps = step_times(records, cfg.model_copy(update={"workers": 1}), root / "steps")
         print(json.dumps({"one_process": steps, "photos_per_s": round(1000 / (steps["analyse_ms"] + (steps["render_ms"] or 0)), 2)}))
         t0 = time.perf_counter()

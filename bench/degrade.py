@@ -7,7 +7,7 @@ Run (CPU, the 2-core floor check: >= 20 pairs/s):
 Prints one JSON object per line: the machine (CPU model, cores, load average:
 this machine is shared, so read pairs/s next to the load), the median ms of
 each step and augmentation at full strength, then pairs/s for a single process
-and for the worker pool. Inputs are synthetic faces (``synthetic.synthetic_face``);
+and for the worker pool. Inputs are synthetic faces (``fairsplat.testing.fakes.synthetic_face``);
 a "pair" is one degraded image with default params and its own seed, made
 either by ``degrade`` (k = 1) or by ``make_pairs`` (k pairs per image, the
 stage's pattern: validation and region layout are shared). Workers
@@ -37,7 +37,7 @@ import time  # noqa: E402
 import numpy as np  # noqa: E402
 
 from fairsplat.degrade import AUGMENTATIONS, STEPS, Context, check_inputs, degrade, make_pairs  # noqa: E402
-from fairsplat.degrade.synthetic import synthetic_face  # noqa: E402
+from fairsplat.testing.fakes import synthetic_face  # noqa: E402
 
 FLOOR_PAIRS_PER_S = 20.0  # the task's floor on 2 cores at 512 px
 _FACES: list = []

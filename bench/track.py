@@ -40,7 +40,7 @@ from fairsplat.sections.track import TrackParams  # noqa: E402
 from fairsplat.track.fit import Fitter  # noqa: E402
 from fairsplat.track.landmarks import LandmarkFlame  # noqa: E402
 from fairsplat.track.run import fit_config  # noqa: E402
-from fairsplat.track.synthetic import random_problem  # noqa: E402
+from fairsplat.testing.track_problems import random_problem  # noqa: E402
 
 FLOOR = 2.0  # frames/s per core, batched
 VIDEOS = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "videos_open"
@@ -106,7 +106,7 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(1)
     cfg = parse_section("track", {} if args.video_fps is None else {"video-fps": args.video_fps}, TrackParams)
-    fitter = Fitter(LandmarkFlame(head_model(args.head)), fit_config(cfg))
+    fitter = Fitter(LandmarkFlame(head_model(args.head)), fit_config(cfg.track_config()))
     print(json.dumps({"bench": "machine", "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
                       "load": load(), "head_source": fitter.model.source}))  # fmt: skip
     for b in args.batches:

@@ -3,6 +3,7 @@
     fairsplat validate                       # check every params.yaml section, naming bad keys
     fairsplat preset gpu                     # print `-S section.key=value` flags of params/gpu.yaml
     dvc exp run $(fairsplat preset gpu)      # a real-scale experiment, params.yaml untouched
+    fairsplat avatar me.jpg me2.jpg --out my_avatar   # 1-4 photos of one person -> avatar.ply and videos
 
 Why presets print ``-S`` flags rather than rewrite params.yaml: an experiment
 then records exactly which values differ from the default run, ``dvc exp show``
@@ -19,7 +20,7 @@ from typing import Any
 import typer
 import yaml
 
-from fairsplat.config import ParamsError, parse_section, read_params, validate_all
+from fairsplat.config import ParamsError, parse_section, read_params
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__.split("\n\n")[0])
 
@@ -30,6 +31,8 @@ PRESETS_DIR = Path("params")
 def validate(params: Path = typer.Option(Path("params.yaml"), help="params file")) -> None:
     """Validate every section of the params file; exit 2 naming the bad key."""
     try:
+        from fairsplat.sections.registry import validate_all
+
         sections = validate_all(params)
     except ParamsError as err:
         typer.echo(str(err), err=True)
@@ -58,8 +61,7 @@ def preset_overrides(name: str, params: Path = Path("params.yaml"), presets_dir:
     so a preset that drifted from the code fails here, naming the key, instead
     of inside a long run.
     """
-    import fairsplat.sections  # noqa: F401  (fills SECTIONS)
-    from fairsplat.config import SECTIONS
+    from fairsplat.sections.registry import SECTIONS
 
     path = presets_dir / f"{name}.yaml"
     if not path.is_file():
@@ -96,6 +98,27 @@ def preset(
         typer.echo(str(err), err=True)
         raise typer.Exit(2) from None
     typer.echo(" ".join(f"-S {f}" for f in flags))
+
+
+@app.command()
+def avatar(
+    photos: list[Path] = typer.Argument(..., help="1-4 photos of one person"),
+    out: Path = typer.Option(..., help="output directory"),
+    model: Path = typer.Option(Path("models/ff"), help="a trained generator (stage train_ff's output)"),
+    head: Path = typer.Option(Path("assets/head/head.npz"), help="the head the generator was trained on"),
+) -> None:
+    """Photos -> detect, crop, track, generate -> avatar.ply/.safetensors, turntable and expression strip."""
+    from fairsplat.avatar import from_photos as fp
+
+    if not 1 <= len(photos) <= 4:
+        typer.echo(f"avatar: give 1 to 4 photos of one person (got {len(photos)})", err=True)
+        raise typer.Exit(2)
+    try:
+        written = fp.photos_to_avatar(photos, out, model, head)
+    except (fp.PhotoError, FileNotFoundError) as err:
+        typer.echo(f"avatar: {err}", err=True)
+        raise typer.Exit(2) from None
+    typer.echo(f"avatar: {', '.join(sorted(written))} -> {out}")
 
 
 if __name__ == "__main__":

@@ -6,14 +6,23 @@ floats) and error locations we can turn into ``section.key`` messages.
 
 Keys are kebab-case in ``params.yaml`` (``head.flame-path``) so that
 ``dvc exp run -S head.flame-path=...`` reads like the CLI flags; in Python the
-fields are snake_case. A stage reads its section with :func:`load_section`
-*before* doing any work, so a typo fails in milliseconds, naming the key.
+fields are snake_case. A stage reads its own section with
+``<Section>.load(params)`` *before* doing any work, so a typo fails in
+milliseconds, naming the key.
+
+One way across the boundary: each section model builds the library's own
+config dataclass (``to_config``), and nothing in the library imports
+``fairsplat.sections``; cross-field checks live in the section models'
+validators. This module imports no section, so the registry
+(``fairsplat.sections.SECTIONS``, a plain dict) and the sections can import it
+without a cycle.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError
@@ -35,26 +44,39 @@ class Section(BaseModel):
         use_attribute_docstrings=True,
     )
 
+    section: ClassVar[str] = ""
+    """The params.yaml section (= DVC stage = stages/<name>.py) this model validates."""
+
+    @classmethod
+    def load(cls: type[S], path: str | Path = "params.yaml") -> S:
+        """Read and validate this section of ``path`` (raises ParamsError naming ``section.key``)."""
+        return parse_section(cls.section, read_params(path).get(cls.section), cls)
+
+    def to_config(self, cls: type[T], **extra: Any) -> T:
+        """The library's dataclass ``cls`` from the same-named fields (``extra`` fills or overrides).
+
+        Lists become tuples where the dataclass default is a tuple, so frozen
+        library configs stay hashable. A dataclass field the section lacks and
+        ``extra`` does not give is a programming error, raised here.
+        """
+        values: dict[str, Any] = {}
+        for f in dataclasses.fields(cls):
+            if f.name in extra:
+                values[f.name] = extra[f.name]
+            elif f.name in type(self).model_fields:
+                v = getattr(self, f.name)
+                values[f.name] = tuple(v) if isinstance(v, list) else v
+            elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+                raise TypeError(f"{cls.__name__}.{f.name}: not a key of section {self.section!r}; pass it")
+        return cls(**values)
+
 
 class ParamsError(ValueError):
     """A params.yaml problem; the message names ``section.key``."""
 
 
 S = TypeVar("S", bound=Section)
-
-# Section registry: params section name -> model. Filled by the modules that
-# own each section (one line each), see ``register``.
-SECTIONS: dict[str, type[Section]] = {}
-
-
-def register(name: str):
-    """Class decorator: ``@register("head")`` makes ``head`` a known section."""
-
-    def wrap(cls: type[S]) -> type[S]:
-        SECTIONS[name] = cls
-        return cls
-
-    return wrap
+T = TypeVar("T")
 
 
 def read_params(path: str | Path = "params.yaml") -> dict[str, Any]:
@@ -90,20 +112,6 @@ def parse_section(name: str, raw: Any, model: type[S]) -> S:
         raise ParamsError("invalid params:\n  " + "\n  ".join(lines)) from None
 
 
-def load_section(name: str, path: str | Path = "params.yaml", model: type[S] | None = None) -> S:
-    """Read and validate section ``name`` of ``path``."""
-    model = model or SECTIONS.get(name)
-    if model is None:
-        raise ParamsError(f"{name}: no such params section (known: {', '.join(sorted(SECTIONS))})")
-    return parse_section(name, read_params(path).get(name), model)
-
-
-def validate_all(path: str | Path = "params.yaml") -> dict[str, Section]:
-    """Validate every registered section (and refuse unknown sections)."""
-    import fairsplat.sections  # noqa: F401  (fills SECTIONS)
-
-    data = read_params(path)
-    unknown = sorted(set(data) - set(SECTIONS))
-    if unknown:
-        raise ParamsError(f"unknown params section(s): {', '.join(unknown)} (known: {', '.join(sorted(SECTIONS))})")
-    return {name: parse_section(name, data.get(name), model) for name, model in SECTIONS.items()}
+def bare_no(v: object) -> object:
+    """A bare ``no`` is YAML 1.1's false, and ``dvc exp run -S x.mixed-precision=no`` writes it bare."""
+    return "no" if v is False else v

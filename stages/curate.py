@@ -15,7 +15,7 @@ from pathlib import Path
 
 import typer
 
-from fairsplat.config import load_section
+from fairsplat.sections.curate import CurateParams
 
 app = typer.Typer(add_completion=False)
 
@@ -28,9 +28,7 @@ def main(
     params: Path = typer.Option(Path("params.yaml"), help="params file"),
     metrics_dir: Path = typer.Option(Path("metrics"), help="where metrics/<stage>.json goes"),
 ) -> None:
-    import fairsplat.sections  # noqa: F401
-
-    cfg = load_section("curate", params)
+    cfg = CurateParams.load(params)
     from fairsplat.curate import curate
     from fairsplat.curate.plots import write_plots
     from fairsplat.io import atomic_dir
@@ -43,7 +41,7 @@ def main(
         raise typer.Exit(2)
     records = read_manifest(manifest)
     with atomic_dir(out) as tmp, atomic_dir(plots) as plot_tmp:
-        result = curate(records, tmp, cfg)
+        result = curate(records, tmp, cfg.curate_config())
         eligible_ita = [a.ita for a in result.analyses if a.fitzpatrick is not None]
         write_plots(result.manifest, eligible_ita, tmp, plot_tmp, cfg.samples_per_type, cfg.seed)
     write_metrics("curate", result.metrics, root=metrics_dir)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import typer
 
-from fairsplat.config import load_section
+from fairsplat.sections.degrade import DegradeSection
 
 app = typer.Typer(add_completion=False)
 
@@ -28,22 +28,23 @@ def main(
     metrics_dir: Path = typer.Option(Path("metrics")),
     progress: bool = typer.Option(True, help="tqdm progress bar"),
 ) -> None:
-    import fairsplat.sections  # noqa: F401
-
-    cfg = load_section("degrade", params)
+    cfg = DegradeSection.load(params)
     from fairsplat.degrade.report import degrade_metrics, write_plots
-    from fairsplat.degrade.run import MANIFEST_SCHEMA, REJECTS_SCHEMA, Settings, degrade_all, read_jobs, write_table
+    from fairsplat.degrade.run import MANIFEST_SCHEMA, REJECTS_SCHEMA, Settings, degrade_all, read_jobs, sample_jobs
     from fairsplat.io import atomic_dir
     from fairsplat.io.metrics import write_metrics
+    from fairsplat.io.tables import write_table
 
-    jobs = read_jobs(curated, parsed)
+    available = read_jobs(curated, parsed)
+    jobs = sample_jobs(available, cfg.per_type, cfg.seed)
     with atomic_dir(out) as tmp, atomic_dir(plots) as plot_tmp:
         st = Settings(cfg.pipeline_params(), cfg.k, cfg.seed, tmp, cfg.measure_every)
         rows, rejects, seconds = degrade_all(jobs, st, cfg.workers, progress)
-        write_table(rows, MANIFEST_SCHEMA, tmp / "manifest.parquet")
-        write_table(rejects, REJECTS_SCHEMA, tmp / "rejects.parquet")
+        write_table(rows, MANIFEST_SCHEMA, tmp / "manifest.parquet", drop=("subject_id",))  # kept for the bootstrap
+        write_table(rejects, REJECTS_SCHEMA, tmp / "rejects.parquet", drop=("subject_id",))
         write_plots(rows, tmp, plot_tmp)
     metrics = degrade_metrics(len(jobs), rows, rejects, seconds, cfg.k, cfg.workers, vars(st.params.strengths))
+    metrics = {"images_available": len(available), **metrics}  # images_total: the per-type sample
     write_metrics("degrade", metrics, root=metrics_dir)
     typer.echo(f"degrade: {metrics['pairs']} pairs from {metrics['images_accepted']} crops "
                f"({metrics['images_rejected']} rejected); order ok: MAD {metrics['damage_order_ok_mad']}, "

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import typer
 
-from fairsplat.config import load_section
+from fairsplat.sections.head import HeadParams
 
 app = typer.Typer(add_completion=False)
 
@@ -24,14 +24,13 @@ def main(
     params: Path = typer.Option(Path("params.yaml"), help="params file"),
     metrics_dir: Path = typer.Option(Path("metrics"), help="where metrics/<stage>.json goes"),
 ) -> None:
-    import fairsplat.sections  # noqa: F401
     from fairsplat.head.asset import make_head
     from fairsplat.io import atomic_dir
     from fairsplat.io.metrics import write_metrics
     from fairsplat.splat.preview import head_metrics, save_preview
 
-    cfg = load_section("head", params)
-    head = make_head(cfg)
+    cfg = HeadParams.load(params)
+    head = make_head(cfg.head_config())
     with atomic_dir(out) as tmp, atomic_dir(plots) as plot_tmp:
         head.save(tmp / "head.npz")
         render_ms = save_preview(head, plot_tmp / "preview.png", size=cfg.preview_size, uv_resolution=cfg.uv_resolution)

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import typer
 
-from fairsplat.config import load_section
+from fairsplat.sections.ingest import IngestParams
 
 app = typer.Typer(add_completion=False)
 
@@ -27,9 +27,7 @@ def main(
     params: Path = typer.Option(Path("params.yaml"), help="params file"),
     metrics_dir: Path = typer.Option(Path("metrics"), help="where metrics/<stage>.json goes"),
 ) -> None:
-    import fairsplat.sections  # noqa: F401
-
-    cfg = load_section("ingest", params)
+    cfg = IngestParams.load(params)
     from fairsplat.io import atomic_dir
     from fairsplat.io.metrics import write_metrics
     from fairsplat.sources import SOURCES, DatasetMissing
@@ -39,7 +37,7 @@ def main(
     try:
         require(cfg.path, "ingest.path", SOURCES[cfg.source].layout)
         with atomic_dir(out) as tmp:
-            metrics = run_ingest(cfg, tmp, final_dir=out)
+            metrics = run_ingest(cfg.ingest_config(), tmp, final_dir=out)
     except DatasetMissing as err:
         typer.echo(f"ingest: source={cfg.source}: {err}", err=True)
         raise typer.Exit(2) from None

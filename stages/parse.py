@@ -13,7 +13,7 @@ from pathlib import Path
 
 import typer
 
-from fairsplat.config import load_section
+from fairsplat.sections.parse import ParseParams
 
 app = typer.Typer(add_completion=False)
 
@@ -28,15 +28,14 @@ def main(
     metrics_dir: Path = typer.Option(Path("metrics")),
     progress: bool = typer.Option(True, help="tqdm progress bar"),
 ) -> None:
-    import fairsplat.sections  # noqa: F401
-
-    cfg = load_section("parse", params)
+    cfg = ParseParams.load(params)
     from fairsplat.io import atomic_dir
     from fairsplat.io.metrics import write_metrics
     from fairsplat.parse.backends import BACKENDS, Options
     from fairsplat.parse.data import read_items
-    from fairsplat.parse.run import MANIFEST_SCHEMA, REJECTS_SCHEMA, parse_all, write_plot, write_table
-    from fairsplat.parse.train import resolve_device
+    from fairsplat.io.tables import write_table
+    from fairsplat.parse.run import MANIFEST_SCHEMA, REJECTS_SCHEMA, parse_all, write_plot
+    from fairsplat.parse.base import resolve_device
 
     opts = Options(
         model_dir=model, segformer_path=Path(cfg.segformer_path) if cfg.segformer_path else None,

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import typer
 
-from fairsplat.config import load_section
+from fairsplat.sections.synth import SynthParams
 
 app = typer.Typer(add_completion=False)
 
@@ -26,24 +26,21 @@ def main(
     params: Path = typer.Option(Path("params.yaml")),
     metrics_dir: Path = typer.Option(Path("metrics")),
 ) -> None:
-    import fairsplat.sections  # noqa: F401
-
-    cfg = load_section("synth", params)
-    import pyarrow as pa
-
+    cfg = SynthParams.load(params)
     from fairsplat.head.model import HeadModel
     from fairsplat.io import atomic_dir
     from fairsplat.io.metrics import write_metrics
-    from fairsplat.synth.dataset import build, write_table
+    from fairsplat.io.tables import write_table
+    from fairsplat.synth.dataset import IDENTITIES_SCHEMA, ITA_CHECK_SCHEMA, MANIFEST_SCHEMA, build
     from fairsplat.synth.report import ita_consistency, write_grids
 
     model = HeadModel.load(head)
     with atomic_dir(out) as tmp, atomic_dir(plots) as plot_tmp:
-        manifest, identities, timing = build(model, cfg, tmp)
-        write_table(manifest, tmp / "manifest.parquet")
-        write_table(identities, tmp / "identities.parquet")
+        manifest, identities, timing = build(model, cfg.synth_config(), tmp)
+        write_table(manifest, MANIFEST_SCHEMA, tmp / "manifest.parquet")
+        write_table(identities, IDENTITIES_SCHEMA, tmp / "identities.parquet")
         per_image, ita = ita_consistency(tmp, manifest)
-        write_table(pa.Table.from_pylist(per_image), tmp / "ita_check.parquet")
+        write_table(per_image, ITA_CHECK_SCHEMA, tmp / "ita_check.parquet")
         write_grids(tmp, manifest, plot_tmp)
     counts = {t: {"identities": 0, "images": 0} for t in ita["per_type"]}
     for r in identities.to_pylist():

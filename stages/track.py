@@ -17,7 +17,7 @@ from pathlib import Path
 
 import typer
 
-from fairsplat.config import load_section
+from fairsplat.sections.track import TrackParams
 
 app = typer.Typer(add_completion=False)
 
@@ -34,9 +34,7 @@ def main(
     params: Path = typer.Option(Path("params.yaml"), help="params file"),
     metrics_dir: Path = typer.Option(Path("metrics"), help="where metrics/<stage>.json goes"),
 ) -> None:
-    import fairsplat.sections  # noqa: F401
-
-    cfg = load_section("track", params)
+    cfg = TrackParams.load(params)
     inputs = {name: {"synth": synth, "curated": curated}[name] for name in cfg.inputs}
     inputs |= {name: path for name, path in (("videos", videos), ("photos", photos)) if path is not None}
     for name, path in inputs.items():
@@ -48,7 +46,7 @@ def main(
     from fairsplat.track.pipeline import run_track
 
     with atomic_dir(out) as tmp, atomic_dir(plots) as plot_tmp:
-        metrics = run_track(cfg, head, inputs, tmp, plot_tmp)
+        metrics = run_track(cfg.track_config(), head, inputs, tmp, plot_tmp)
     write_metrics("track", metrics, root=metrics_dir)
     nme = metrics.get("nme")
     typer.echo(f"track: {', '.join(inputs)}; synth NME {nme if nme is None else round(nme, 4)}; "

@@ -1,7 +1,14 @@
 """Shared fixtures."""
 
+import os
+import shutil
+from pathlib import Path
+
 import pytest
 import torch
+from filelock import FileLock
+
+from fairsplat.testing.pipeline import MANIFEST, TinyPipeline, build
 
 
 @pytest.fixture(scope="module")
@@ -13,3 +20,47 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(n)
+
+
+@pytest.fixture(scope="session")
+def tiny_pipeline(tmp_path_factory, request) -> TinyPipeline:
+    """The real dvc.yaml on micro params (fairsplat/testing/pipeline.py), run ONCE per test session.
+
+    Under pytest-xdist the workers share the session's base temp dir: the first to ask
+    builds under a file lock, the others wait on the lock and load its result (a failed
+    build is recorded, so they fail at once with its message instead of building again).
+    Yields a :class:`TinyPipeline`: ``.repo``, ``.params`` (params.yaml + MICRO), and per
+    stage of dvc.yaml ``.stages[name].outs / .metrics / .plots``, with ``.out(name)``,
+    ``.metrics(name)`` and ``.copy(name_or_path, dest)``.
+
+    Every output is read-only: a test that writes (bad inputs, deleted masks) works on
+    ``tiny_pipeline.copy(...)`` under its own tmp_path. ``FAIRSPLAT_TINY_PIPELINE=<dir>``
+    reuses a pipeline built earlier (``python -m fairsplat.testing.pipeline <dir>``), for
+    iterating on one test; it is not rebuilt, so it can be stale.
+    """
+    reuse = os.environ.get("FAIRSPLAT_TINY_PIPELINE")
+    if reuse:
+        return TinyPipeline.load(Path(reuse))
+    shared = tmp_path_factory.getbasetemp()
+    if hasattr(request.config, "workerinput"):  # an xdist worker: popen-gwN/ -> the session's dir, shared by all
+        shared = shared.parent
+    repo, failed = shared / "tiny_pipeline", shared / "tiny_pipeline.failed"
+    with FileLock(shared / "tiny_pipeline.lock"):
+        if failed.is_file():
+            pytest.fail(f"the tiny pipeline failed to build (in another worker):\n{failed.read_text()}", pytrace=False)
+        if (repo / MANIFEST).is_file():
+            return TinyPipeline.load(repo)
+        shutil.rmtree(repo, ignore_errors=True)  # a build interrupted earlier in this session
+        try:
+            return build(repo)
+        except Exception as e:
+            failed.write_text(str(e))
+            raise
+
+
+@pytest.fixture(scope="session")
+def procedural_head():
+    """The default procedural head (stage head's default params), built once per worker."""
+    from fairsplat.head.procedural import build_procedural_head
+
+    return build_procedural_head()

@@ -7,7 +7,8 @@ import yaml
 from typer.testing import CliRunner
 
 from fairsplat.cli import app, preset_overrides
-from fairsplat.config import ParamsError, validate_all
+from fairsplat.config import ParamsError
+from fairsplat.sections.registry import validate_all
 
 ROOT = Path(__file__).resolve().parents[1]
 PRESETS = sorted(p.stem for p in (ROOT / "params").glob("*.yaml"))

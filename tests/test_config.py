@@ -3,7 +3,8 @@
 import pytest
 import yaml
 
-from fairsplat.config import ParamsError, load_section, validate_all
+from fairsplat.config import ParamsError
+from fairsplat.sections.registry import load_section, validate_all
 from fairsplat.sections.head import HeadParams
 
 
@@ -68,9 +69,12 @@ def _dvc_override(tmp_path, *overrides):
 
 
 def test_dvc_set_param_overrides_use_kebab_keys(tmp_path):
-    p = _dvc_override(tmp_path, "head.n-shape=30", "head.flame-path=/data/flame2023.pkl", "head.masks-path=/m.pkl")
+    flame, masks = tmp_path / "flame2023.pkl", tmp_path / "m.pkl"  # the section checks that files exist
+    flame.touch()
+    masks.touch()
+    p = _dvc_override(tmp_path, "head.n-shape=30", f"head.flame-path={flame}", f"head.masks-path={masks}")
     cfg = load_section("head", p)
-    assert (cfg.n_shape, cfg.flame_path, cfg.masks_path) == (30, "/data/flame2023.pkl", "/m.pkl")
+    assert (cfg.n_shape, cfg.flame_path, cfg.masks_path) == (30, str(flame), str(masks))
     validate_all(p)
 
 

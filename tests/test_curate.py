@@ -16,17 +16,18 @@ from PIL import Image
 from skimage.color import lab2rgb
 from typer.testing import CliRunner
 
-from fairsplat.config import ParamsError, load_section
+from fairsplat.config import ParamsError
+from fairsplat.sections.registry import load_section
 from fairsplat.curate import Candidate, assign_splits, balance, curate
 from fairsplat.curate.plots import OUTLINE_RGB, ita_histogram
 from fairsplat.faces.crop import composite_grey, warp
 from fairsplat.faces.foreground import FOREGROUND, FgInput, foreground_mask, to_alpha8
-from fairsplat.faces.imageio import load_rgb
+from fairsplat.io.photos import load_photo
 from fairsplat.faces.ita import ita_of_rgb
 from fairsplat.faces.skin_types import fitzpatrick
-from fairsplat.faces.testcard import paint
+from fairsplat.testing.testcard import paint
 from fairsplat.labels import FITZPATRICK
-from fairsplat.sections.curate import CurateParams
+from fairsplat.curate.config import CurateConfig
 from fairsplat.sources import read_manifest, synth
 
 TYPE_ITA = {"I": 65.0, "II": 48.0, "III": 34.0, "IV": 19.0, "V": -10.0, "VI": -50.0}
@@ -153,7 +154,7 @@ def assert_crop_is_composited_with_saved_alpha(out: Path, row: dict) -> np.ndarr
     """Re-warp the source by the manifest's matrix and composite it with the saved alpha:
     bit-identical to the written crop. Returns the saved alpha."""
     alpha = saved_alpha(out, row)
-    src, _ = load_rgb(row["src_path"], min_side=1)
+    src, _ = load_photo(row["src_path"], min_side=1)
     g = 128
     image = warp(src, np.asarray(row["crop_matrix"]).reshape(2, 3), row["crop_size"], fill=(g, g, g))
     crop = np.asarray(Image.open(out / row["path"]))
@@ -166,7 +167,7 @@ def assert_crop_is_composited_with_saved_alpha(out: Path, row: dict) -> np.ndarr
 
 def test_curate_on_ground_truth_cards(cards, tmp_path):
     records = list(synth.iter_records(cards))
-    res = curate(records, tmp_path / "out", CurateParams(**SMALL))
+    res = curate(records, tmp_path / "out", CurateConfig(**SMALL))
     m = res.metrics
     assert m["total"] == 24 and m["accepted"] + m["rejected"] == m["total"]
     assert m["ita_type_accuracy"] == 1.0 and m["ita_type_n"] == 24 and m["ita_mae"] < 1.0
@@ -200,8 +201,8 @@ def digest(root: Path) -> dict[str, str]:
 
 def test_same_seed_same_bytes_for_any_worker_count(cards, tmp_path):
     records = list(synth.iter_records(cards))
-    curate(records, tmp_path / "a", CurateParams(**SMALL))
-    curate(records, tmp_path / "b", CurateParams(**{**SMALL, "workers": 2, "shard_size": 5}))
+    curate(records, tmp_path / "a", CurateConfig(**SMALL))
+    curate(records, tmp_path / "b", CurateConfig(**{**SMALL, "workers": 2, "shard_size": 5}))
     assert digest(tmp_path / "a") == digest(tmp_path / "b")
 
 
@@ -212,7 +213,7 @@ def test_photo_path_detects_and_balances_shaded_cards(tmp_path):
     from fairsplat.sources import folder
 
     records = list(folder.iter_records(tmp_path))
-    res = curate(records, tmp_path / "out", CurateParams(size=128, per_type=None, workers=1))
+    res = curate(records, tmp_path / "out", CurateConfig(size=128, per_type=None, workers=1))
     m = res.metrics
     assert m["detection_rate"] == 1.0 and m["accepted"] == 3
     rows = res.manifest
@@ -221,7 +222,7 @@ def test_photo_path_detects_and_balances_shaded_cards(tmp_path):
     for r in rows:  # the saved alpha is the ellipse of the manifest's landmarks, and what the crop used
         alpha = assert_crop_is_composited_with_saved_alpha(tmp_path / "out", r)
         matrix, size = np.asarray(r["crop_matrix"]).reshape(2, 3), r["crop_size"]
-        src, _ = load_rgb(r["src_path"], min_side=1)
+        src, _ = load_photo(r["src_path"], min_side=1)
         valid = warp(np.full(src.shape[:2], 255, np.uint8), matrix, size, fill=0) >= 128
         fg = FgInput(warp(src, matrix, size, fill=(128,) * 3), np.asarray(r["landmarks"]), valid)
         assert (to_alpha8(foreground_mask(fg, "ellipse")[0]) == alpha).all()
@@ -229,13 +230,13 @@ def test_photo_path_detects_and_balances_shaded_cards(tmp_path):
 
 
 def test_bad_inputs_never_crash_and_get_their_reason(tmp_path):
-    from fairsplat.faces.badfiles import write_zoo
+    from fairsplat.testing.badfiles import write_zoo
     from fairsplat.sources import folder
 
     card = paint(256, skin=skin_rgb(48.0), shade=True)
     zoo = write_zoo(tmp_path / "zoo", card.image)
     records = list(folder.iter_records(tmp_path / "zoo"))
-    res = curate(records, tmp_path / "out", CurateParams(size=64, per_type=None, workers=1))
+    res = curate(records, tmp_path / "out", CurateConfig(size=64, per_type=None, workers=1))
     m = res.metrics
     assert m["total"] == len(zoo) and m["accepted"] + m["rejected"] == m["total"] and m["reject_error"] == 0
     outcome = {r["image_id"]: None for r in res.manifest} | {r["image_id"]: r["reason"] for r in res.rejects}
@@ -248,7 +249,7 @@ def test_bad_inputs_never_crash_and_get_their_reason(tmp_path):
     for r in res.manifest:
         assert_crop_is_composited_with_saved_alpha(tmp_path / "out", r)
     rgba = by["folder/rgba.png"]
-    _, info = load_rgb(rgba["src_path"], min_side=1)
+    _, info = load_photo(rgba["src_path"], min_side=1)
     own = warp(info.alpha, np.asarray(rgba["crop_matrix"]).reshape(2, 3), rgba["crop_size"], fill=0)
     assert (saved_alpha(tmp_path / "out", rgba) == own).all()  # the PNG's own alpha, cropped like the crop
 

@@ -23,7 +23,7 @@ from fairsplat.degrade import (
 )
 from fairsplat.degrade.core import child_seed
 from fairsplat.degrade.pipeline import _fired_steps, check_inputs
-from fairsplat.degrade.synthetic import synthetic_face
+from fairsplat.testing.fakes import synthetic_face
 
 ALL = {**STEPS, **AUGMENTATIONS}
 CASES = [pytest.param(name, id=name) for name in ALL]

@@ -1,6 +1,6 @@
 """Measured damage follows seed 001's region strengths: mouth > eyes > hair > nose > skin.
 
-The fixture (``synthetic.synthetic_face``) gives every region the same texture
+The fixture (``fairsplat.testing.fakes.synthetic_face``) gives every region the same texture
 statistics and equal-contrast tints, and a control run with equal strengths
 checks that, so the ordering below reflects the configured strengths and not
 the content.
@@ -11,7 +11,7 @@ import pytest
 
 from fairsplat.degrade import DegradeParams, MaskParams, RegionStrengths, degrade, region_damage
 from fairsplat.degrade.masks import REGION_ORDER, RegionLayout, mask_grid, variation_mask
-from fairsplat.degrade.synthetic import synthetic_face
+from fairsplat.testing.fakes import synthetic_face
 from fairsplat.labels import LABEL, REGION_GROUPS
 
 ORDER = ("mouth", "eyes", "hair", "nose", "skin")  # seed 001: 0.9, 0.7, 0.6, 0.5, 0.4

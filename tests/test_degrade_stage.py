@@ -1,9 +1,10 @@
 """Smoke test of stage ``degrade`` on tiny params: pairs, manifest, rejects, determinism, metrics.
 
-Inputs: a tiny curate-like directory with two bad crops (``add_bad_inputs``),
-parsed by stage ``parse`` with the ground-truth backend; then one accepted
-mask is deleted and one replaced by a wrong-size map, so degrade itself must
-reject with ``no_mask`` and ``mask_size_mismatch``.
+Inputs: a copy of the tiny pipeline's curate output (``tiny_pipeline``,
+tests/conftest.py) with two bad crops added (``add_bad_inputs``), parsed by
+stage ``parse`` with the ground-truth backend; then one accepted mask is
+deleted and one replaced by a wrong-size map, so degrade itself must reject
+with ``no_mask`` and ``mask_size_mismatch``.
 """
 
 import json
@@ -18,7 +19,7 @@ from typer.testing import CliRunner
 
 from fairsplat.degrade.report import effective_strength, ordered, region_means
 from fairsplat.degrade.run import REGIONS
-from fairsplat.degrade.synthetic import add_bad_inputs, fake_curated
+from fairsplat.testing.fakes import add_bad_inputs
 
 K = 2
 
@@ -35,29 +36,32 @@ def _run(module: str, root: Path, params: dict, *args: str) -> dict:
 
 
 @pytest.fixture(scope="module")
-def inputs(tmp_path_factory):
+def inputs(tiny_pipeline, tmp_path_factory):
+    """(work dir, id of the crop whose mask is gone, id of the one whose mask has the wrong size, good crops)."""
     root = tmp_path_factory.mktemp("degrade")
-    fake_curated(root / "curated", per_type=2, frames=1, size=64)
+    tiny_pipeline.copy("curate", root / "curated")
+    good = pq.read_table(root / "curated" / "manifest.parquet").num_rows
     add_bad_inputs(root / "curated")
     _run("parse", root, {"parse": {"backend": "ground_truth"}}, "--curated", str(root / "curated"),
          "--out", str(root / "parsed"), "--plots", str(root / "plots_parse"))  # fmt: skip
-    masks = sorted((root / "parsed" / "masks").glob("*.png"))
-    masks[0].unlink()  # parse said it made it, the file is gone
-    Image.fromarray(np.ones((40, 64), np.uint8), mode="L").save(masks[1])  # wrong size
-    return root, masks[0].stem, masks[1].stem
+    parsed = sorted(pq.read_table(root / "parsed" / "manifest.parquet").to_pylist(), key=lambda r: r["mask_path"])
+    (root / "parsed" / parsed[0]["mask_path"]).unlink()  # parse said it made it, the file is gone
+    Image.fromarray(np.ones((40, 64), np.uint8), mode="L").save(root / "parsed" / parsed[1]["mask_path"])  # wrong size
+    return root, parsed[0]["image_id"], parsed[1]["image_id"], good
 
 
-def _degrade(root: Path, out: str, workers: int) -> dict:
-    params = {"degrade": {"k": K, "workers": workers, "seed": 1}}
+def _degrade(root: Path, out: str, workers: int, k: int = K) -> dict:
+    params = {"degrade": {"k": k, "workers": workers, "seed": 1}}
     return _run("degrade", root, params, "--curated", str(root / "curated"), "--parsed", str(root / "parsed"),
                 "--out", str(root / out), "--plots", str(root / f"plots_{out}"))  # fmt: skip
 
 
 def test_degrade_stage(inputs):
-    root, gone, wrong = inputs
+    root, gone, wrong, good = inputs
     m = _degrade(root, "pairs", workers=1)
-    assert m["images_total"] == 14 and m["images_accepted"] + m["images_rejected"] == 14
-    assert m["images_accepted"] == 10 and m["pairs"] == K * 10 and m["pairs_measured"] == K * 10
+    total, ok = good + 2, good - 2  # two bad crops added; two good crops' masks broken
+    assert m["images_total"] == total and m["images_accepted"] + m["images_rejected"] == total
+    assert m["images_accepted"] == ok and m["pairs"] == K * ok and m["pairs_measured"] == K * ok
     assert m["rejected_by_reason"] == {"mask_size_mismatch": 1, "no_mask": 3}
     rej = {r["image_id"]: r for r in pq.read_table(root / "pairs" / "rejects.parquet").to_pylist()}
     assert rej["nomask"]["reason"] == "no_mask" and rej["nomask"]["detail"].startswith("parse: no_mask")
@@ -65,7 +69,7 @@ def test_degrade_stage(inputs):
     assert rej[gone]["reason"] == "no_mask" and rej[wrong]["reason"] == "mask_size_mismatch"
 
     man = pq.read_table(root / "pairs" / "manifest.parquet").to_pylist()
-    assert len(man) == K * 10 and sorted({r["pair_index"] for r in man}) == list(range(K))
+    assert len(man) == K * ok and sorted({r["pair_index"] for r in man}) == list(range(K))
     for r in man[:4]:
         for key in ("clean_path", "degraded_path", "mask_path"):
             assert (root / "pairs" / r[key]).exists()
@@ -84,9 +88,9 @@ def test_degrade_stage(inputs):
 
 
 def test_degrade_stage_output_does_not_depend_on_workers(inputs):
-    root, _, _ = inputs
-    _degrade(root, "pairs_w1", workers=1)
-    _degrade(root, "pairs_w2", workers=2)
+    root, _, _, _ = inputs
+    _degrade(root, "pairs_w1", workers=1, k=1)  # one pair per crop: as many pairs as crops, enough to shard
+    _degrade(root, "pairs_w2", workers=2, k=1)
     a = pq.read_table(root / "pairs_w1" / "manifest.parquet").to_pylist()
     b = pq.read_table(root / "pairs_w2" / "manifest.parquet").to_pylist()
     assert a == b
@@ -109,7 +113,7 @@ def test_control_pairs_share_draws_and_bound_the_damage():
     """The control (every strength 1) fires the same steps with the same params; damage only grows."""
     from fairsplat.degrade.pipeline import DegradeParams, make_pairs
     from fairsplat.degrade.run import Settings
-    from fairsplat.degrade.synthetic import synthetic_face
+    from fairsplat.testing.fakes import synthetic_face
 
     img, lab = synthetic_face(96, seed=3)
     st = Settings(DegradeParams(augment=False), 3, 1, Path("."))

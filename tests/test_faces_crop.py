@@ -17,7 +17,7 @@ from fairsplat.faces.crop import (
     warp,
 )
 from fairsplat.faces.foreground import FOREGROUND, FgInput, foreground_mask, mask_iou
-from fairsplat.faces.testcard import paint
+from fairsplat.testing.testcard import paint
 from fairsplat.labels import IBUG68_GROUPS
 
 

@@ -16,9 +16,9 @@ import pytest
 
 from fairsplat.curate import curate
 from fairsplat.faces.detect import MODEL_FILES, detect_faces, model_path
-from fairsplat.faces.imageio import load_rgb
-from fairsplat.faces.testcard import paint
-from fairsplat.sections.curate import CurateParams
+from fairsplat.io.photos import load_photo
+from fairsplat.testing.testcard import paint
+from fairsplat.curate.config import CurateConfig
 from fairsplat.sources import folder
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
@@ -56,7 +56,7 @@ def faces_open(tmp_path_factory):
     recs = list(folder.iter_records(
         FACES, labels_csv="labels.csv", key="file", columns={"race_label": "label_race", "gender": "label_gender"},
     ))  # fmt: skip
-    res = curate(recs, tmp_path_factory.mktemp("faces_open"), CurateParams(size=128, per_type=None, workers=2))
+    res = curate(recs, tmp_path_factory.mktemp("faces_open"), CurateConfig(size=128, per_type=None, workers=2))
     labels = {f"folder/{r['file']}": r for r in csv.DictReader((FACES / "labels.csv").open())}
     return recs, res, labels
 
@@ -114,7 +114,7 @@ def test_group_photos_recall_with_small_face_settings():
         refs.setdefault(r["image"], []).append(np.array([x, y, x + w, y + h]))
     found = 0
     for rel, boxes in refs.items():
-        img, _ = load_rgb(VOC / rel)
+        img, _ = load_photo(VOC / rel)
         faces = detect_faces(img, upsample=1, detect_max_side=None, fallback=None)
         found += sum(any(_iou(b, f.box) > 0.4 for f in faces) for b in boxes)
     recall = found / sum(len(b) for b in refs.values())

@@ -1,6 +1,6 @@
 """FLAME file loader: chumpy/scipy pickles without chumpy, npz, refusal of anything else.
 
-The FLAME-format files are written here from the toy head (fairsplat/track/toy_head.py):
+The FLAME-format files are written here from the toy head (fairsplat/testing/toy_head.py):
 stand-in classes named ``chumpy.ch.Ch`` etc. live in fake modules that are in
 ``sys.modules`` only while the pickle is written, so the file references chumpy
 exactly as a real FLAME 2020/2023 pickle does, and the loader cannot import them.
@@ -23,14 +23,14 @@ import pytest
 import scipy.sparse as sp
 import torch
 
-from fairsplat.config import ParamsError
+from fairsplat.config import ParamsError, parse_section
 from fairsplat.head.flame import FlameLayer
 from fairsplat.head.flame_file import convert_flame, read_flame_model
 from fairsplat.head.flame_file_pickle import FlameFileError, UnsafePickleError, load_npy_object, load_pickle
 from fairsplat.head.flame_file_regions import face_regions
 from fairsplat.head.flame_file_uv import cylindrical_uvs
 from fairsplat.labels import LABEL
-from fairsplat.track.toy_head import ibug68_layout, make_toy_head
+from fairsplat.testing.toy_head import ibug68_layout, make_toy_head
 
 N_SHAPE, N_EXPR = 300, 100  # FLAME 2020/2023: shapedirs holds 300 identity + 100 expression components
 
@@ -209,11 +209,11 @@ def test_make_head_uses_flame_file(flame_files):
     from fairsplat.head.asset import make_head
     from fairsplat.sections.head import HeadParams
 
-    cfg = HeadParams(flame_path=str(flame_files.pkl), landmark_path=str(flame_files.lmk), n_shape=8, n_expr=4)
-    head = make_head(cfg)
+    raw = {"flame-path": str(flame_files.pkl), "landmark-path": str(flame_files.lmk), "n-shape": 8, "n-expr": 4}
+    head = make_head(parse_section("head", raw, HeadParams).head_config())
     assert head.source.startswith("flame:") and head.n_shape == 8 and head.n_expr == 4
-    with pytest.raises(ParamsError, match=r"head\.masks-path: file not found"):
-        make_head(cfg.model_copy(update={"masks_path": str(flame_files.dir / "nope.pkl")}))
+    with pytest.raises(ParamsError, match=r"head\.masks-path: file not found"):  # checked by the section, before work
+        parse_section("head", {**raw, "masks-path": str(flame_files.dir / "nope.pkl")}, HeadParams)
 
 
 # ---- refusing malicious pickles ---------------------------------------------

@@ -1,6 +1,6 @@
 """FLAME layer: template at zero, jaw skinning, LBS vs the per-vertex loop, batching, landmarks.
 
-Uses the toy FLAME-format head (fairsplat/track/toy_head.py) so it does not
+Uses the toy FLAME-format head (fairsplat/testing/toy_head.py) so it does not
 depend on the procedural head builder.
 """
 
@@ -14,7 +14,7 @@ import torch
 
 from fairsplat.head.flame import FlameLayer
 from fairsplat.head.lbs import lbs, lbs_reference, rodrigues, skew
-from fairsplat.track.toy_head import make_toy_head
+from fairsplat.testing.toy_head import make_toy_head
 
 F64 = torch.float64
 

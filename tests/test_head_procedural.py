@@ -244,26 +244,18 @@ def test_smile_keeps_the_lips_closed_and_lifts_the_corners(head, flame):
     assert torch.abs(lmk[62] - lmk[66]).max() < 1e-3  # inner lips move together
 
 
-def test_head_stage_procedural_smoke(tmp_path):
-    """`python -m stages.head` on the procedural default with a tiny preview, into tmp_path."""
-    import json
-
-    import yaml
-    from typer.testing import CliRunner
-
+def test_head_stage_procedural_smoke(tiny_pipeline):
+    """`python -m stages.head` on the procedural default with a tiny preview (the tiny pipeline's run)."""
     from fairsplat.head.model import HeadModel
-    from stages.head import app
 
-    (tmp_path / "params.yaml").write_text(yaml.safe_dump({"head": {"preview-size": 48, "uv-resolution": 32}}))
-    args = ["--out", str(tmp_path / "out"), "--plots", str(tmp_path / "plots"), "--params", str(tmp_path / "params.yaml"),
-            "--metrics-dir", str(tmp_path / "metrics")]
-    result = CliRunner().invoke(app, args)
-    assert result.exit_code == 0, result.exception
-    asset = HeadModel.load(tmp_path / "out" / "head.npz")
-    assert asset.source == "procedural" and (asset.n_shape, asset.n_expr) == (20, 10)
-    metrics = json.loads((tmp_path / "metrics" / "head.json").read_text())
+    params = tiny_pipeline.params["head"]
+    assert params["flame-path"] is None and params["preview-size"] <= 64  # the default head, a tiny preview
+    asset = HeadModel.load(tiny_pipeline.out("head") / "head.npz")
+    assert asset.source == "procedural" and (asset.n_shape, asset.n_expr) == (params["n-shape"], params["n-expr"])
+    metrics = tiny_pipeline.metrics("head")
     assert (metrics["vertices"], metrics["faces"], metrics["landmarks"]) == (asset.n_vertices, asset.n_faces, 68)
-    assert (tmp_path / "plots" / "preview.png").is_file()
+    (plots,) = tiny_pipeline.stages["head"].plots
+    assert (plots / "preview.png").is_file()
 
 
 def test_head_stage_refuses_too_many_expressions(tmp_path):

@@ -1,15 +1,17 @@
-"""Atomic writes, metrics files and the 3DGS PLY round trip."""
+"""fairsplat.io: atomic writes, metrics files, Parquet tables, PNG images and plots."""
 
 import json
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
-import torch
 
 from fairsplat.io import atomic_dir, atomic_path, write_json
+from fairsplat.io.images import load_grey, load_labels, load_rgb, save_png
 from fairsplat.io.metrics import write_metrics
-from fairsplat.io.ply import PlyFormatError, load_ply, save_ply
-from fairsplat.splat.gaussians import GaussianSet
+from fairsplat.io.plots import HEADER_PX, LABEL_PX, bar_chart, chunk, grid
+from fairsplat.io.tables import read_table, write_table
 
 
 def test_atomic_path_leaves_old_file_on_crash(tmp_path):
@@ -64,89 +66,147 @@ def test_metrics_contract(tmp_path):
         write_metrics("s", {"per_fitzpatrick": {"VII": {}}}, root=tmp_path)
 
 
-@pytest.mark.parametrize("degree", [0, 1, 3])
-def test_ply_round_trip_is_exact(tmp_path, degree):
-    g = torch.Generator().manual_seed(degree)
-    n, k = 257, (degree + 1) ** 2
-    gs = GaussianSet(
-        means=torch.randn(n, 3, generator=g),
-        quats=torch.randn(n, 4, generator=g),
-        log_scales=torch.randn(n, 3, generator=g) - 4,
-        opacity_logits=torch.randn(n, generator=g),
-        sh=torch.randn(n, k, 3, generator=g),
-    )
-    save_ply(tmp_path / "g.ply", gs)
-    back = load_ply(tmp_path / "g.ply")
-    for name in ("means", "quats", "log_scales", "opacity_logits", "sh"):
-        assert torch.equal(getattr(back, name), getattr(gs, name)), name
-    header = (tmp_path / "g.ply").read_bytes()[:2000].split(b"end_header")[0].decode()
-    for prop in ["x", "f_dc_0", "opacity", "scale_2", "rot_3"] + ([f"f_rest_{3 * k - 4}"] if k > 1 else []):
-        assert f"property float {prop}\n" in header
+# --- tables ---------------------------------------------------------------------------------------
+
+SCHEMA = pa.schema([("image_id", pa.string()), ("n", pa.int32()), ("ita", pa.float64())])
+ROWS = [{"image_id": "a", "n": 1, "ita": 12.5}, {"image_id": "b", "n": 2, "ita": None}]
 
 
-def test_ply_f_rest_is_channel_major(tmp_path):
-    """3DGS stores f_rest as [channel][coeff]; a viewer reads it that way."""
-    sh = torch.zeros(1, 4, 3)
-    sh[0, 1, 0], sh[0, 1, 1] = 7.0, 9.0  # coeff 1 of R and of G
-    gs = GaussianSet(torch.zeros(1, 3), torch.tensor([[1.0, 0, 0, 0]]), torch.zeros(1, 3), torch.zeros(1), sh)
-    save_ply(tmp_path / "g.ply", gs)
-    from plyfile import PlyData
-
-    v = PlyData.read(str(tmp_path / "g.ply"))["vertex"]
-    assert v["f_rest_0"][0] == 7.0 and v["f_rest_3"][0] == 9.0
+def test_write_table_round_trip_is_zstd_and_typed(tmp_path):
+    path = tmp_path / "t.parquet"
+    assert write_table(ROWS, SCHEMA, path) == 2
+    assert read_table(path) == ROWS
+    assert pq.read_schema(path).remove_metadata().equals(SCHEMA)
+    assert pq.ParquetFile(path).metadata.row_group(0).column(0).compression == "ZSTD"
+    assert read_table(path, columns=["n"]) == [{"n": 1}, {"n": 2}]
 
 
-def test_ply_rejects_foreign_files(tmp_path):
-    bad = tmp_path / "bad.ply"
-    bad.write_bytes(b"not a ply")
-    with pytest.raises(PlyFormatError):
-        load_ply(bad)
+@pytest.mark.parametrize(
+    ("rows", "named"),
+    [
+        ([{"image_id": "a", "n": 1}], r"missing columns \['ita'\]"),
+        ([{**ROWS[0], "nn": 3}], r"unexpected columns \['nn'\]"),
+        ([ROWS[0], {"image_id": "b", "n": 2, "itta": 1.0}], r"missing columns \['ita'\]; unexpected columns \['itta'\]"),
+    ],
+)
+def test_write_table_names_missing_and_unexpected_columns(tmp_path, rows, named):
+    """A row builder's typo must fail loudly, naming the column and the file, not become a null column."""
+    with pytest.raises(ValueError, match=named) as err:
+        write_table(rows, SCHEMA, tmp_path / "t.parquet")
+    assert "t.parquet" in str(err.value)
+    assert not (tmp_path / "t.parquet").exists()
 
 
-def test_ply_header_is_the_inria_layout(tmp_path):
-    """Exactly INRIA 3DGS's property order (what viewers index by): degree 1 -> 9 f_rest."""
-    gs = GaussianSet(torch.zeros(2, 3), torch.tensor([[1.0, 0, 0, 0]] * 2), torch.zeros(2, 3), torch.zeros(2), torch.zeros(2, 4, 3))
-    save_ply(tmp_path / "g.ply", gs)
-    header = (tmp_path / "g.ply").read_bytes().split(b"end_header")[0].decode()
-    props = [line.split()[-1] for line in header.splitlines() if line.startswith("property")]
-    want = ["x", "y", "z", "nx", "ny", "nz", "f_dc_0", "f_dc_1", "f_dc_2"] + [f"f_rest_{i}" for i in range(9)]
-    assert props == want + ["opacity", "scale_0", "scale_1", "scale_2", "rot_0", "rot_1", "rot_2", "rot_3"]
-    assert "format binary_little_endian 1.0" in header and "element vertex 2" in header
+def test_write_table_drop_removes_only_the_named_keys(tmp_path):
+    rows = [{**r, "subject_id": "s"} for r in ROWS]
+    write_table(rows, SCHEMA, tmp_path / "t.parquet", drop=("subject_id",))
+    assert read_table(tmp_path / "t.parquet") == ROWS
+    with pytest.raises(ValueError, match="subject_id"):
+        write_table(rows, SCHEMA, tmp_path / "t.parquet")
 
 
-def _write_vertex_ply(path, names):
-    from plyfile import PlyData, PlyElement
-
-    arr = np.zeros(3, dtype=[(n, "<f4") for n in names])
-    PlyData([PlyElement.describe(arr, "vertex")]).write(str(path))
-
-
-def test_ply_rejects_missing_properties_and_partial_sh(tmp_path):
-    base = ["x", "y", "z", "f_dc_0", "f_dc_1", "f_dc_2", "opacity", "scale_0", "scale_1", "scale_2", "rot_0", "rot_1", "rot_2", "rot_3"]
-    _write_vertex_ply(tmp_path / "a.ply", [n for n in base if n != "scale_1"])
-    with pytest.raises(PlyFormatError, match="missing properties \\['scale_1'\\]"):
-        load_ply(tmp_path / "a.ply")
-    _write_vertex_ply(tmp_path / "b.ply", base + [f"f_rest_{i}" for i in range(6)])  # 2 coeffs: not a full degree
-    with pytest.raises(PlyFormatError, match="6 f_rest"):
-        load_ply(tmp_path / "b.ply")
-    _write_vertex_ply(tmp_path / "c.ply", base)  # no normals, degree 0: still a valid 3DGS file
-    assert len(load_ply(tmp_path / "c.ply")) == 3
+def test_write_table_casts_an_arrow_table_to_the_schema(tmp_path):
+    """A Table (inferred int64, other column order) is checked and cast, so the file has the schema's types."""
+    table = pa.table({"ita": [1.0], "n": [7], "image_id": ["x"]})
+    write_table(table, SCHEMA, tmp_path / "t.parquet")
+    assert pq.read_schema(tmp_path / "t.parquet").remove_metadata().equals(SCHEMA)
+    with pytest.raises(ValueError, match=r"missing columns \['ita'\]"):
+        write_table(table.drop_columns(["ita"]), SCHEMA, tmp_path / "t.parquet")
 
 
-def test_bound_avatar_exports_and_reimports(tmp_path):
-    """A posed UV-bound avatar -> GaussianSet -> PLY -> back: raw values bit-exact, activations equal."""
-    from test_binding import grid_mesh
+def test_write_table_failure_leaves_the_old_file(tmp_path, monkeypatch):
+    path = tmp_path / "t.parquet"
+    write_table(ROWS, SCHEMA, path)
+    with pytest.raises((pa.ArrowInvalid, pa.ArrowTypeError)):  # a bad value: fails before any write
+        write_table([{"image_id": "c", "n": "not a number", "ita": 0.0}], SCHEMA, path)
 
-    from fairsplat.splat.binding import bind_to_world, uv_grid_binding
+    def crash(table, where, **kw):  # a crash half-way through writing
+        open(where, "wb").write(b"PAR1 half")
+        raise OSError("disk full")
 
-    m = grid_mesh()
-    b = uv_grid_binding(m, resolution=16)
-    means, quats, scales = (t[0] for t in bind_to_world(b, torch.as_tensor(m.v_template)[None], torch.as_tensor(m.faces)))
-    g = torch.Generator().manual_seed(0)
-    gs = GaussianSet.from_activated(means, quats, scales, torch.rand(len(b), generator=g), torch.rand(len(b), 3, generator=g))
-    save_ply(tmp_path / "avatar.ply", gs)
-    back = load_ply(tmp_path / "avatar.ply")
-    for name in ("means", "quats", "log_scales", "opacity_logits", "sh"):
-        assert torch.equal(getattr(back, name), getattr(gs, name)), name
-    torch.testing.assert_close(back.scales, scales)
-    torch.testing.assert_close(back.colors, gs.colors)
+    monkeypatch.setattr("fairsplat.io.tables.pq.write_table", crash)
+    with pytest.raises(OSError, match="disk full"):
+        write_table(ROWS[:1], SCHEMA, path)
+    assert read_table(path) == ROWS
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["t.parquet"]
+
+
+# --- images ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("shape", [(5, 7, 3), (5, 7)])
+def test_save_png_load_round_trip_is_lossless(tmp_path, shape):
+    arr = np.random.default_rng(0).integers(0, 256, shape, dtype=np.uint8)
+    save_png(tmp_path / "a.png", arr)
+    back = load_rgb(tmp_path / "a.png")
+    assert back.shape == (5, 7, 3) and back.dtype == np.uint8 and back.flags.writeable
+    assert np.array_equal(back, arr if arr.ndim == 3 else np.repeat(arr[..., None], 3, axis=2))
+    if arr.ndim == 2:
+        assert np.array_equal(load_grey(tmp_path / "a.png"), arr)
+
+
+def test_save_png_is_atomic_and_non_atomic_writes_the_same_bytes(tmp_path):
+    arr = np.zeros((4, 4), np.uint8)
+    save_png(tmp_path / "a.png", arr)
+    save_png(tmp_path / "sub" / "b.png", arr, atomic=False)  # makes its directory too
+    assert (tmp_path / "a.png").read_bytes() == (tmp_path / "sub" / "b.png").read_bytes()
+    with pytest.raises(AssertionError):
+        save_png(tmp_path / "a.png", arr.astype(np.float32))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.png", "sub"]
+
+
+def test_load_labels_checks_channels_and_ids(tmp_path):
+    lab = np.array([[0, 1], [18, 2]], np.uint8)
+    save_png(tmp_path / "l.png", lab)
+    assert np.array_equal(load_labels(tmp_path / "l.png"), lab)
+    save_png(tmp_path / "rgb.png", np.zeros((2, 2, 3), np.uint8))
+    with pytest.raises(ValueError, match="mode RGB"):
+        load_labels(tmp_path / "rgb.png")
+    save_png(tmp_path / "big.png", np.full((2, 2), 40, np.uint8))
+    with pytest.raises(ValueError, match="ids outside"):
+        load_labels(tmp_path / "big.png")
+
+
+# --- plots ----------------------------------------------------------------------------------------
+
+
+def test_grid_shape_with_headers_row_labels_and_ragged_rows():
+    rows = [[np.zeros((8, 8, 3), np.uint8)] * 3, [np.ones((16, 16), np.float32)]]  # grey float panel, short row
+    out = grid(rows, headers=("a", "b", "c"), row_labels=("I", "II"), side=32)
+    assert out.shape == (HEADER_PX + 2 * 32, LABEL_PX + 3 * 32, 3) and out.dtype == np.uint8
+    assert (out[HEADER_PX + 32 :, LABEL_PX + 32 :] == 255).all()  # the short row is padded white
+    assert (out[HEADER_PX + 32 + 4, LABEL_PX + 4] == 255).all()  # float 1.0 -> 255
+    plain = grid(chunk([np.zeros((4, 6, 3), np.uint8)] * 5, 2), side=None, background=(128, 128, 128))
+    assert plain.shape == (3 * 4, 2 * 6, 3) and (plain[8:, 6:] == 128).all()
+    with pytest.raises(AssertionError, match="differ in size"):
+        grid([[np.zeros((4, 4, 3), np.uint8), np.zeros((5, 5, 3), np.uint8)]], side=None)
+
+
+BASE = {"I": {"psnr": 23.1, "psnr_ci": [22.4, 23.9]}, "II": {"psnr": 22.0, "psnr_ci": None},
+        "III": {"psnr": None, "psnr_ci": None}, "V": {"psnr": 20.5}}  # fmt: skip  IV absent, V without a CI key
+LORA = {t: {"psnr": 24.0, "psnr_ci": [23.0, 25.0]} for t in ("I", "II", "III", "IV", "V", "VI")}
+
+
+def test_bar_chart_writes_a_deterministic_png_of_the_asked_size(tmp_path):
+    from PIL import Image
+
+    bar_chart({"base": BASE, "LoRA": LORA}, "psnr", tmp_path / "a.png", size=(400, 300), dpi=100)
+    bar_chart({"base": BASE, "LoRA": LORA}, "psnr", tmp_path / "b.png", size=(400, 300), dpi=100)
+    with Image.open(tmp_path / "a.png") as im:
+        assert im.size == (400, 300) and im.format == "PNG"
+        assert not any(k in im.info for k in ("Software", "Creation Time", "date:create"))
+    assert (tmp_path / "a.png").read_bytes() == (tmp_path / "b.png").read_bytes()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.png", "b.png"]  # no temporary left
+
+
+def test_bar_chart_draws_gaps_not_zeros(tmp_path):
+    """None, a missing type and a missing CI give no bar / no error bar; a real 0.0 still draws one."""
+    from fairsplat.io.plots import _series
+
+    values, ci = _series(BASE, "psnr", ("I", "II", "III", "IV", "V", "VI"))
+    assert values[0] == 23.1 and np.isnan(values[2:4]).all() and np.isnan(values[5])
+    assert np.isfinite(ci[0]).all() and np.isnan(ci[1:]).all()
+    zero = {"I": {"psnr": 0.0}}
+    bar_chart({"base": zero}, "psnr", tmp_path / "zero.png")
+    bar_chart({"base": {}}, "psnr", tmp_path / "empty.png")
+    assert (tmp_path / "zero.png").read_bytes() != (tmp_path / "empty.png").read_bytes()

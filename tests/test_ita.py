@@ -19,7 +19,7 @@ from fairsplat.faces.ita import (
     skin_mask_from_labels,
     skin_mask_from_landmarks,
 )
-from fairsplat.faces.testcard import paint
+from fairsplat.testing.testcard import paint
 from fairsplat.labels import LABEL
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"

@@ -179,12 +179,13 @@ def test_calibrate_cli_on_micro_synthheads(head, tmp_path):
     from fairsplat.config import parse_section
     from fairsplat.head.calibrate_landmarks import app
     from fairsplat.sections.synth import SynthParams
-    from fairsplat.synth.dataset import build, write_table
+    from fairsplat.io.tables import write_table
+    from fairsplat.synth.dataset import MANIFEST_SCHEMA, build
 
     head.save(tmp_path / "head.npz")
-    cfg = parse_section("synth", {"identities": 12, "frames": 1, "views": [[0, 0]], "size": 128}, SynthParams)
+    cfg = parse_section("synth", {"identities": 12, "frames": 1, "views": [[0, 0]], "size": 128}, SynthParams).synth_config()
     manifest, _, _ = build(head, cfg, tmp_path / "synth")
-    write_table(manifest, tmp_path / "synth" / "manifest.parquet")
+    write_table(manifest, MANIFEST_SCHEMA, tmp_path / "synth" / "manifest.parquet")
     outs = []
     for run in range(2):
         out = tmp_path / f"table{run}.py"

@@ -17,14 +17,17 @@ import numpy as np
 import pytest
 import torch
 
-from fairsplat.degrade.synthetic import fake_curated
+from fairsplat.testing.fakes import fake_curated
 from fairsplat.labels import CELEBAMASK_CLASSES, LABEL, NUM_CLASSES
 from fairsplat.models.parser import Parser, ParserConfig, load_encoder_weights, load_parser, save_parser
 from fairsplat.parse.backends import BACKENDS, Options
-from fairsplat.parse.data import FLIP_LUT, LabelledCrops, load_rgb, read_items
-from fairsplat.parse.metrics import confusion, confusion_reference, iou_per_class, miou, summarise
+from fairsplat.io.images import load_rgb
+from fairsplat.parse.data import FLIP_LUT, LabelledCrops, read_items
+from fairsplat.metrics.segmentation import confusion, confusion_reference, iou_per_class, miou
+from fairsplat.parse.metrics import summarise
 from fairsplat.parse.segformer import label_lut
-from fairsplat.parse.train import TrainConfig, evaluate, fit, lr_at
+from fairsplat.parse.train import TrainConfig, evaluate, fit
+from fairsplat.train.schedule import cosine
 from fairsplat.train.accel import AccelConfig, build_accelerator, fresh_state, schedule_length, shard
 
 TINY = ParserConfig(encoder="resnet18", size=64, decoder_channels=(32, 16, 16, 8, 8))
@@ -62,9 +65,33 @@ def test_iou_values_by_hand():
 def test_summarise_gap_and_absent_types():
     perfect = confusion(np.array([0, 1, 1]), np.array([0, 1, 1]))
     half = confusion(np.array([0, 1]), np.array([0, 0]))  # bg IoU 1/2, skin 0
-    s = summarise(perfect + half, {"I": perfect, "VI": half})
+    rows = [{"fitzpatrick": "I", "subject_id": "a", "confusion": perfect},
+            {"fitzpatrick": "VI", "subject_id": "b", "confusion": half}]  # fmt: skip
+    s = summarise(rows)
     assert s["per_fitzpatrick"]["I"]["miou"] == 1.0 and s["per_fitzpatrick"]["VI"]["miou"] == 0.25
     assert s["miou_gap"] == 0.75 and set(s["per_fitzpatrick"]) == {"I", "VI"}
+    assert (s["miou_worst_type"], s["miou_best_type"], s["miou_ratio"]) == ("VI", "I", 0.25)
+    assert s["per_fitzpatrick"]["I"]["miou_ci"] is None  # one subject: no interval
+
+
+def test_summarise_pools_per_type_and_resamples_subjects():
+    """Per-type mIoU is that of the pooled confusion (not a mean of per-crop mIoUs); its interval
+    re-pools the drawn subjects' crops, so it lies within the range of the subjects' pooled mIoUs."""
+    rng = np.random.default_rng(0)
+    rows, per_subject = [], []
+    for s in range(5):
+        crops = []
+        for _ in range(3):
+            gt = rng.integers(0, 3, (8, 8))
+            pred = np.where(rng.random((8, 8)) < 0.2 + 0.1 * s, rng.integers(0, 3, (8, 8)), gt)
+            crops.append(confusion(gt, pred))
+            rows.append({"fitzpatrick": "III", "subject_id": f"s{s}", "confusion": crops[-1]})
+        per_subject.append(miou(sum(crops)))
+    p = summarise(rows)["per_fitzpatrick"]["III"]
+    assert p["miou"] == round(miou(sum(r["confusion"] for r in rows)), 4)
+    assert p["n_subjects"] == 5 and p["n_items"] == 15 and p["pixels"] == 15 * 64
+    lo, hi = p["miou_ci"]
+    assert min(per_subject) - 1e-4 <= lo <= p["miou"] <= hi <= max(per_subject) + 1e-4
 
 
 def test_flip_lut_swaps_sides_and_is_an_involution():
@@ -89,8 +116,8 @@ def test_class_weights_by_hand(tmp_path):
 
 
 def test_lr_schedule():
-    assert lr_at(0, 100, 10) == pytest.approx(0.1) and lr_at(9, 100, 10) == pytest.approx(1.0)
-    assert lr_at(10, 100, 10) == pytest.approx(1.0) and lr_at(100, 100, 10) == pytest.approx(0.0)
+    assert cosine(0, 100, 10) == pytest.approx(0.1) and cosine(9, 100, 10) == pytest.approx(1.0)
+    assert cosine(10, 100, 10) == pytest.approx(1.0) and cosine(100, 100, 10) == pytest.approx(0.0)
 
 
 # --- backends -----------------------------------------------------------------------------
@@ -306,7 +333,7 @@ def test_tta_flip_is_mirror_equivariant():
 
 def test_training_learns_on_a_tiny_set(tmp_path):
     """Loss falls and held-out mIoU and pixel accuracy beat the majority-class predictor by a margin."""
-    from fairsplat.parse.data import load_labels
+    from fairsplat.io.images import load_labels
 
     root = tmp_path / "c"
     fake_curated(root, per_type=2, frames=2, size=64)
@@ -340,7 +367,7 @@ def _plain_fit(items, cfg: TrainConfig) -> Parser:
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     total = cfg.epochs * len(loader)
     warm = max(1, int(cfg.warmup_frac * total))
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_at(s, total, warm))
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: cosine(s, total, warm))
     weight = class_weights(train, len(cfg.model.labels), cfg.class_weight_power, cfg.model.size)
     loss, jitter = loss_fn(cfg.dice_weight, weight), colour_jitter(cfg.colour_jitter)
     for epoch in range(cfg.epochs):
@@ -380,90 +407,6 @@ def test_prepared_loader_keeps_order_and_rng():
     plain, prepared = epochs(make()), epochs(acc.prepare(make()))
     assert plain[0] == prepared[0] and plain[0][0] != plain[0][1]  # same order, and it does reshuffle
     assert torch.equal(plain[1], prepared[1])
-
-
-class _NoBatchStats(torch.nn.Module):
-    """Conv -> ReLU -> conv: no BatchNorm, whose batch statistics would make micro-batches differ from the whole."""
-
-    def __init__(self):
-        super().__init__()
-        self.a, self.b = torch.nn.Conv2d(3, 6, 3, padding=1), torch.nn.Conv2d(6, 4, 1)
-
-    def forward(self, x):  # [B, 3, H, W] -> [B, 4, H, W]
-        return self.b(torch.relu(self.a(x)))
-
-
-def _updates(grad_accum: int, batches) -> list[list[torch.Tensor]]:
-    """Parameters after each train_step call, from the same init (SGD: an update is lr x gradient, scale matters)."""
-    from fairsplat.parse.train import train_step
-
-    with fresh_state():
-        acc = build_accelerator(AccelConfig(device="cpu", grad_accum=grad_accum))
-        torch.manual_seed(0)
-        model = _NoBatchStats()
-        opt = torch.optim.SGD(model.parameters(), lr=0.5)
-        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1.0)
-        model, opt, sched = acc.prepare(model, opt, sched)
-        snaps = [[p.detach().clone() for p in model.parameters()]]
-        for x, y in batches:
-            train_step(acc, model, opt, sched, x, y, torch.nn.functional.cross_entropy, None)
-            snaps.append([p.detach().clone() for p in model.parameters()])
-        assert sched.scheduler.last_epoch == 1, "the scheduler must step once per optimiser step"
-    return snaps
-
-
-def test_grad_accum_two_steps_equal_one_step_on_the_concatenated_batch():
-    g = torch.Generator().manual_seed(0)
-    x, y = torch.rand(6, 3, 8, 8, generator=g), torch.randint(0, 4, (6, 8, 8), generator=g)
-    accum = _updates(2, [(x[:3], y[:3]), (x[3:], y[3:])])
-    whole = _updates(1, [(x, y)])
-    for p0, p1 in zip(accum[0], accum[1]):
-        assert torch.equal(p0, p1), "no optimiser step before the accumulation is complete"
-    moved = 0.0
-    for pa, pw, p0 in zip(accum[2], whole[1], whole[0]):
-        torch.testing.assert_close(pa, pw, rtol=1e-5, atol=1e-6)
-        moved = max(moved, float((pw - p0).abs().max()))
-    assert moved > 1e-3, "the step did not move the weights"
-
-
-def test_bf16_autocast_runs_on_cpu():
-    """bf16: the convolutions run in bfloat16, the loss sees fp32 logits, the fp32 weights learn."""
-    from fairsplat.parse.train import train_step
-
-    if not torch.amp.is_autocast_available("cpu"):
-        pytest.skip("this torch build has no CPU autocast")
-    acc = build_accelerator(AccelConfig(device="cpu", mixed_precision="bf16"))
-    torch.manual_seed(0)
-    model = _NoBatchStats()
-    seen = []
-    model.a.register_forward_hook(lambda m, i, o: seen.append(o.dtype))
-    opt = torch.optim.SGD(model.parameters(), lr=0.5)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1.0)
-    model, opt, sched = acc.prepare(model, opt, sched)
-    x, y = torch.rand(2, 3, 8, 8), torch.randint(0, 4, (2, 8, 8))
-    assert model(x).dtype == torch.float32 and seen == [torch.bfloat16]
-    before = model.a.weight.detach().clone()
-    losses = [train_step(acc, model, opt, sched, x, y, torch.nn.functional.cross_entropy, None) for _ in range(5)]
-    assert model.a.weight.dtype == torch.float32 and not torch.equal(model.a.weight, before)
-    assert np.isfinite(losses).all() and losses[-1] < losses[0], losses
-
-
-def test_schedule_length_is_what_the_scheduler_steps():
-    """warm-up + cosine sized by schedule_length ends exactly when training ends (7 batches, accumulation 3)."""
-    from fairsplat.parse.train import train_step
-
-    acc = build_accelerator(AccelConfig(device="cpu", grad_accum=3))
-    torch.manual_seed(0)
-    model = _NoBatchStats()
-    ds = torch.utils.data.TensorDataset(torch.rand(7, 3, 4, 4), torch.randint(0, 4, (7, 4, 4)))
-    loader = acc.prepare(torch.utils.data.DataLoader(ds, batch_size=1))
-    opt = torch.optim.SGD(model.parameters(), lr=0.1)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1.0)
-    model, opt, sched = acc.prepare(model, opt, sched)
-    for _ in range(2):
-        for x, y in loader:
-            train_step(acc, model, opt, sched, x, y, torch.nn.functional.cross_entropy, None)
-    assert sched.scheduler.last_epoch == schedule_length(acc, len(loader), 2) == 6  # ceil(7 / 3) x 2
 
 
 def test_shard_is_disjoint_and_complete():

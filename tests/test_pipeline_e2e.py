@@ -5,75 +5,31 @@ run is ``dvc repro``, so this checks the wiring too (every cmd, dep, out,
 metric and plot path in dvc.yaml, params sections read by the stages, the
 order of stages) and that a second ``dvc repro`` is a no-op. The micro params
 only shrink sizes; every stage runs its real code on the embedded default.
+
+The run itself is the session fixture ``tiny_pipeline`` (tests/conftest.py,
+fairsplat/testing/pipeline.py), built once and shared with the stage tests.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 import yaml
 
 from fairsplat.labels import FITZPATRICK
-
-ROOT = Path(__file__).resolve().parents[1]
-
-# Per-section overrides of params.yaml: the smallest sizes at which every stage
-# still has something of every skin type to work on.
-MICRO: dict[str, dict] = {
-    "head": {"preview-size": 64, "uv-resolution": 32},
-    "synth": {"identities": 12, "frames": 2, "views": [[0, 0], [30, 0]], "size": 96, "uv-resolution": 64},
-    "curate": {"size": 64, "per-type": 4, "min-face": 16.0, "min-skin-pixels": 40, "samples-per-type": 2, "workers": 1},
-    "train_parser": {"size": 64, "epochs": 1, "batch-size": 4, "eval-every": 1},
-    "degrade": {"k": 1, "workers": 1},
-    "track": {"iters": 3, "batch-size": 8, "plot-samples": 2},
-}
+from fairsplat.testing.pipeline import MICRO, ROOT, dvc, micro_params
 
 # Stages whose inputs carry a known skin type, so their metrics must break down by it.
 PER_TYPE = ("synth", "curate", "train_parser", "degrade", "track")
 
 
-def _micro_params() -> dict:
-    params = yaml.safe_load((ROOT / "params.yaml").read_text())
-    for section, over in MICRO.items():
-        assert section in params, f"MICRO names unknown section {section}"
-        unknown = set(over) - set(params[section])
-        assert not unknown, f"MICRO {section}: keys not in params.yaml: {unknown}"
-        params[section].update(over)
-    return params
-
-
-def _dvc(repo: Path, *args: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
-    env.pop("DVC_NO_ANALYTICS", None)
-    env["DVC_NO_ANALYTICS"] = "1"
-    return subprocess.run(
-        [sys.executable, "-m", "dvc", *args], cwd=repo, env=env, capture_output=True, text=True, timeout=1200
-    )
-
-
-@pytest.fixture(scope="module")
-def repo(tmp_path_factory) -> Path:
-    repo = tmp_path_factory.mktemp("pipeline")
-    for name in ("stages", "fairsplat"):
-        shutil.copytree(ROOT / name, repo / name, ignore=shutil.ignore_patterns("__pycache__"))
-    shutil.copy(ROOT / "dvc.yaml", repo / "dvc.yaml")
-    (repo / "params.yaml").write_text(yaml.safe_dump(_micro_params(), sort_keys=False))
-    init = _dvc(repo, "init", "--no-scm", "-q")
-    assert init.returncode == 0, init.stderr
-    run = _dvc(repo, "repro")
-    assert run.returncode == 0, f"dvc repro failed:\n{run.stdout[-4000:]}\n{run.stderr[-4000:]}"
-    return repo
-
-
 @pytest.mark.slow
-def test_every_stage_ran_and_wrote_metrics(repo):
-    stages = yaml.safe_load((repo / "dvc.yaml").read_text())["stages"]
+def test_every_stage_ran_and_wrote_metrics(tiny_pipeline):
+    repo = tiny_pipeline.repo
+    stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
+    assert list(tiny_pipeline.stages) == list(stages), "the tiny pipeline is not the checkout's dvc.yaml"
+    assert not tiny_pipeline.log and tiny_pipeline.ran == tuple(stages), tiny_pipeline.log
     for name in stages:
         path = repo / "metrics" / f"{name}.json"
         assert path.is_file(), f"stage {name} wrote no metrics/{name}.json"
@@ -81,11 +37,14 @@ def test_every_stage_ran_and_wrote_metrics(repo):
         assert metrics, f"metrics/{name}.json is empty"
         if name in PER_TYPE:
             assert set(metrics.get("per_fitzpatrick", {})) == set(FITZPATRICK), f"{name}: per_fitzpatrick keys"
-    assert (repo / "dvc.lock").is_file()
+        for out in tiny_pipeline.stages[name].outs:
+            assert out.exists() and (out.is_file() or any(out.iterdir())), f"stage {name}: {out} missing or empty"
+    assert set(yaml.safe_load((repo / "dvc.lock").read_text())["stages"]) == set(stages)
 
 
 @pytest.mark.slow
-def test_accounting_holds_through_the_pipeline(repo):
+def test_accounting_holds_through_the_pipeline(tiny_pipeline):
+    repo = tiny_pipeline.repo
     curate = json.loads((repo / "metrics" / "curate.json").read_text())
     assert curate["accepted"] + curate["rejected"] == curate["total"]
     assert curate["total"] == json.loads((repo / "metrics" / "synth.json").read_text())["images"]
@@ -94,9 +53,21 @@ def test_accounting_holds_through_the_pipeline(repo):
 
 
 @pytest.mark.slow
-def test_second_repro_is_a_no_op(repo):
-    run = _dvc(repo, "repro")
+def test_second_repro_is_a_no_op(tiny_pipeline):
+    """Also catches a test that wrote into the shared outputs (before this one ran) instead of a copy."""
+    run = dvc(tiny_pipeline.repo, "repro")
     assert run.returncode == 0, run.stderr
     assert "Running stage" not in run.stdout, run.stdout
-    status = _dvc(repo, "status", "--json")
+    status = dvc(tiny_pipeline.repo, "status", "--json")
     assert json.loads(status.stdout or "{}") == {}, status.stdout
+
+
+def test_micro_params_name_only_what_params_yaml_has():
+    """Fast, before any pipeline: a renamed params.yaml key must not leave MICRO silently ignored."""
+    params = micro_params()
+    for section, over in MICRO.items():
+        assert {k: params[section][k] for k in over} == over
+    with pytest.raises(KeyError, match="synth.*'size-px'"):
+        micro_params(micro={"synth": {"size-px": 8}})
+    with pytest.raises(KeyError, match="no_such_stage"):
+        micro_params(micro={"no_such_stage": {}})

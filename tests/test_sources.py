@@ -13,9 +13,10 @@ import yaml
 from PIL import Image
 from typer.testing import CliRunner
 
-from fairsplat.config import ParamsError, load_section
+from fairsplat.config import ParamsError
+from fairsplat.sections.registry import load_section
 from fairsplat.labels import CELEBAMASK_CLASSES, FITZPATRICK, LABEL
-from fairsplat.sections.ingest import IngestParams
+from fairsplat.sources.config import IngestConfig
 from fairsplat.sources import SOURCES, DatasetMissing, Record, read_manifest, write_manifest
 from fairsplat.sources import celebahq, celebvhq, fairface, folder, synth
 from fairsplat.sources.ingest import run_ingest
@@ -207,7 +208,7 @@ def test_synth_keeps_ground_truth(tmp_path):
 
 @pytest.mark.parametrize("name", sorted(SOURCES))
 def test_absent_dataset_names_the_param_and_layout(name, tmp_path):
-    kwargs = SOURCES[name].options(IngestParams(source=name, path=str(tmp_path)), tmp_path / "out", [])
+    kwargs = SOURCES[name].options(IngestConfig(source=name, path=str(tmp_path)), tmp_path / "out", [])
     with pytest.raises(DatasetMissing, match=r"ingest\.path=.*nowhere.*directory not found") as err:
         list(SOURCES[name].iter_records(tmp_path / "nowhere", param="ingest.path", **kwargs))
     assert "Expected layout" in str(err.value)
@@ -215,7 +216,7 @@ def test_absent_dataset_names_the_param_and_layout(name, tmp_path):
 
 @pytest.mark.parametrize("name", sorted(set(SOURCES) - {"folder"}))
 def test_empty_directory_says_what_is_missing(name, tmp_path):
-    kwargs = SOURCES[name].options(IngestParams(source=name, path=str(tmp_path)), tmp_path / "out", [])
+    kwargs = SOURCES[name].options(IngestConfig(source=name, path=str(tmp_path)), tmp_path / "out", [])
     (tmp_path / "empty").mkdir()
     with pytest.raises(DatasetMissing, match="missing"):
         list(SOURCES[name].iter_records(tmp_path / "empty", param="ingest.path", **kwargs))
@@ -306,5 +307,5 @@ def test_ingest_stage_absent_dataset_fails_naming_the_param(tmp_path):
 
 def test_limit_keeps_first_records(tmp_path):
     root = make_fairface(tmp_path / "ff")
-    m = run_ingest(IngestParams(source="fairface", path=str(root), limit=2), tmp_path / "out")
+    m = run_ingest(IngestConfig(source="fairface", path=str(root), limit=2), tmp_path / "out")
     assert m["accepted"] == 2

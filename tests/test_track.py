@@ -14,8 +14,8 @@ from fairsplat.track.evaluate import head_rotation, nme
 from fairsplat.track.fit import FitConfig, Fitter
 from fairsplat.track.landmarks import LandmarkFlame
 from fairsplat.track.priors import PriorWeights
-from fairsplat.track.synthetic import random_problem
-from fairsplat.track.toy_head import make_toy_head
+from fairsplat.testing.track_problems import random_problem
+from fairsplat.testing.toy_head import make_toy_head
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -202,7 +202,7 @@ def test_shared_shape_is_shared_and_helps():
     lf = landmark_model("toy")
     p = random_problem(lf, 6, seed=9)
     same = p.shape[:1].expand(6, -1).clone()
-    from fairsplat.track.synthetic import project_problem
+    from fairsplat.testing.track_problems import project_problem
 
     q = project_problem(lf, same, p.expr, p.pose, p.transl, p.K)
     noisy = q.landmarks + 0.5 * torch.randn(q.landmarks.shape, generator=torch.Generator().manual_seed(10))

@@ -9,7 +9,7 @@ from fairsplat.track.evaluate import nme
 from fairsplat.track.fit import Fitter
 from fairsplat.track.landmarks import LandmarkFlame
 from fairsplat.track.photometric import PhotoConfig, PhotometricRefiner
-from fairsplat.track.synthetic import _distance, project_problem
+from fairsplat.testing.track_problems import _distance, project_problem
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")

@@ -13,8 +13,8 @@ from fairsplat.track.landmarks import LandmarkFlame
 from fairsplat.track.priors import PriorWeights
 from fairsplat.track.camera import FLIP, rotation_angle_deg
 from fairsplat.track.robust import ROBUST, irls_weights
-from fairsplat.track.synthetic import project_problem, random_problem
-from fairsplat.track.toy_head import make_toy_head
+from fairsplat.testing.track_problems import project_problem, random_problem
+from fairsplat.testing.toy_head import make_toy_head
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")

@@ -1,14 +1,11 @@
-"""Stage ``track`` end to end on tiny SynthHeads and a tiny curate output, plus its params."""
+"""Stage ``track`` end to end on the tiny pipeline's SynthHeads and curate output, plus its params."""
 
 import json
-import shutil
 from pathlib import Path
+from types import SimpleNamespace
 
-import numpy as np
-import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-import torch
 import yaml
 from typer.testing import CliRunner
 
@@ -20,44 +17,35 @@ from fairsplat.sections.track import TrackParams
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
-MICRO_SYNTH = {"identities": 6, "frames": 1, "views": [[0, 0], [30, 0]], "size": 64, "uv-resolution": 48}
 FAST = {"batch-size": 8, "iters": 8, "plot-samples": 4}
 
 
 @pytest.fixture(scope="module")
-def data(tmp_path_factory):
-    """Head asset, 12 SynthHeads images and a curate-format folder made of the same images."""
-    from fairsplat.curate.tables import MANIFEST_SCHEMA
-    from fairsplat.head.procedural import build_procedural_head
-    from fairsplat.sections.synth import SynthParams
-    from fairsplat.synth.dataset import build, write_table
-
-    root = tmp_path_factory.mktemp("track_data")
-    head = build_procedural_head()
-    head.save(root / "head.npz")
-    manifest, _, _ = build(head, parse_section("synth", MICRO_SYNTH, SynthParams), root / "synth")
-    write_table(manifest, root / "synth" / "manifest.parquet")
-    rows = []
-    (root / "curated" / "crops").mkdir(parents=True)
-    for r in manifest.to_pylist():
-        shutil.copy(root / "synth" / r["rgb_path"], root / "curated" / "crops" / f"{r['image_id']}.png")
-        lmk = (np.asarray(r["landmarks"], np.float32).reshape(68, 2) - 0.5).tolist()  # curate: centres at integers
-        rows.append({f.name: None for f in MANIFEST_SCHEMA} | {
-            "image_id": f"synth/{r['image_id']}", "source": "synth", "subject_id": f"synth/{r['identity_id']}",
-            "split": r["split"], "path": f"crops/{r['image_id']}.png", "frame_index": r["frame"],
-            "fitzpatrick_gt": r["fitzpatrick"], "fitzpatrick": "III", "n_faces": 1, "crop_size": 64, "landmarks": lmk,
-        })  # fmt: skip
-    pq.write_table(pa.Table.from_pylist(rows, schema=MANIFEST_SCHEMA), root / "curated" / "manifest.parquet")
-    return root
+def data(tiny_pipeline, tmp_path_factory):
+    """The tiny pipeline's head asset and curate output, and its SynthHeads renders cut to frame 0 of one
+    identity per type (12 images: each fit here, the photometric one above all, costs per image)."""
+    per_type = tiny_pipeline.params["curate"]["per-type"]
+    assert tiny_pipeline.metrics("curate")["accepted"] == 6 * per_type
+    first = {}  # type -> its first identity
+    for r in pq.read_table(tiny_pipeline.out("synth") / "identities.parquet").to_pylist():
+        first.setdefault(r["fitzpatrick"], r["identity_id"])
+    keep = lambda r: r["frame"] == 0 and r["identity_id"] == first[r["fitzpatrick"]]  # noqa: E731
+    synth = tiny_pipeline.subset("synth", tmp_path_factory.mktemp("track") / "synth", keep)
+    n_synth = pq.read_table(synth / "manifest.parquet").num_rows
+    assert n_synth == 6 * len(tiny_pipeline.params["synth"]["views"])
+    return SimpleNamespace(
+        head=tiny_pipeline.out("head") / "head.npz", synth=synth, curated=tiny_pipeline.out("curate"),
+        n_synth=n_synth, n_curated=6 * per_type, per_type=per_type,
+    )  # fmt: skip
 
 
-def run_stage(data: Path, out: Path, **over):
+def run_stage(data: SimpleNamespace, out: Path, **over):
     from stages.track import app
 
     params = out / "params.yaml"
     out.mkdir(parents=True, exist_ok=True)
     params.write_text(yaml.safe_dump({"track": {**FAST, **over}}))
-    args = ["--head", str(data / "head.npz"), "--synth", str(data / "synth"), "--curated", str(data / "curated"),
+    args = ["--head", str(data.head), "--synth", str(data.synth), "--curated", str(data.curated),
             "--out", str(out / "tracks"), "--plots", str(out / "plots"), "--params", str(params),
             "--metrics-dir", str(out / "metrics")]  # fmt: skip
     result = CliRunner().invoke(app, args)
@@ -66,20 +54,20 @@ def run_stage(data: Path, out: Path, **over):
 
 
 def test_stage_smoke_ground_truth(data, tmp_path):
-    # The curated copy carries the exact embedded landmarks, not a detector's silhouette jaw: no dynamic contour.
+    # Curate kept the renders' exact embedded landmarks, not a detector's silhouette jaw: no dynamic contour.
     m = run_stage(data, tmp_path, contour="off")
     tracks = pq.read_table(tmp_path / "tracks" / "tracks.parquet").to_pylist()
     rejects = pq.read_table(tmp_path / "tracks" / "rejects.parquet").to_pylist()
-    assert len(tracks) == 24 and rejects == []  # 12 synth + 12 curated
-    assert m["images"] == m["fitted"] == 12 and m["curated_images"] == m["curated_fitted"] == 12
+    assert len(tracks) == data.n_synth + data.n_curated and rejects == []
+    assert m["images"] == m["fitted"] == data.n_synth and m["curated_images"] == m["curated_fitted"] == data.n_curated
     assert m["nme"] < 0.03 and m["curated_nme_target"] < 0.03
     assert set(m["per_fitzpatrick"]) == set(FITZPATRICK)
-    assert all(v["nme"] < 0.03 and v["curated_fitted"] == 2 for v in m["per_fitzpatrick"].values())
+    assert all(v["nme"] < 0.03 and v["curated_fitted"] == data.per_type for v in m["per_fitzpatrick"].values())
     assert m["fit_fps"] > 0 and m["threads"] == 1
     row = tracks[0]
     assert len(row["pose"]) == 15 and len(row["landmarks_fit"]) == 136 and row["status"] == "fitted"
     synth_rows = [r for r in tracks if r["source"] == "synth"]
-    by_id = {r["identity_id"]: r for r in pq.read_table(data / "synth" / "manifest.parquet").to_pylist()}
+    by_id = {r["identity_id"]: r for r in pq.read_table(data.synth / "manifest.parquet").to_pylist()}
     assert len({tuple(r["shape"]) for r in synth_rows}) == len(by_id)  # one shape per identity
     assert (tmp_path / "plots" / "overlay_synth.png").is_file() and (tmp_path / "plots" / "overlay_curated.png").is_file()
 
@@ -92,13 +80,13 @@ def test_stage_is_deterministic(data, tmp_path):
 
 
 def test_stage_with_dlib_on_tiny_renders_records_misses(data, tmp_path):
-    """64 px renders are below dlib's reach: every miss is a reject with a reason, nothing crashes."""
+    """Tiny renders are at the edge of dlib's reach: every miss is a reject with a reason, nothing crashes."""
     m = run_stage(data, tmp_path, inputs=["synth"], landmarks="dlib")
     rejects = pq.read_table(tmp_path / "tracks" / "rejects.parquet").to_pylist()
     tracks = pq.read_table(tmp_path / "tracks" / "tracks.parquet").num_rows
-    assert tracks + len(rejects) == 12 == m["fitted"] + m["rejected"]
+    assert tracks + len(rejects) == data.n_synth == m["fitted"] + m["rejected"]
     assert {r["reason"] for r in rejects} <= {"no_face", "multi_face"}
-    assert m["detection_rate"] == pytest.approx(tracks / 12)
+    assert m["detection_rate"] == pytest.approx(tracks / data.n_synth)
 
 
 @pytest.mark.parametrize(
@@ -116,7 +104,7 @@ def test_missing_input_fails_before_work(data, tmp_path):
 
     params = tmp_path / "params.yaml"
     params.write_text(yaml.safe_dump({"track": {"inputs": ["synth", "curated"]}}))
-    result = CliRunner().invoke(app, ["--head", str(data / "head.npz"), "--synth", str(data / "synth"), "--curated",
+    result = CliRunner().invoke(app, ["--head", str(data.head), "--synth", str(data.synth), "--curated",
                                       str(tmp_path / "nope"), "--out", str(tmp_path / "out"), "--params", str(params),
                                       "--metrics-dir", str(tmp_path / "m"), "--plots", str(tmp_path / "p")])  # fmt: skip
     assert result.exit_code == 2 and "curated" in result.output
@@ -126,6 +114,6 @@ def test_missing_input_fails_before_work(data, tmp_path):
 def test_stage_with_photometric_refinement(data, tmp_path):
     """The optional pass runs through the stage (few steps: this checks the wiring, test_track_photometric the maths)."""
     m = run_stage(data, tmp_path, inputs=["synth"], photometric=True, **{"photometric-iters": 3})
-    assert m["photometric"] is True and m["fitted"] == 12
+    assert m["photometric"] is True and m["fitted"] == data.n_synth
     assert m["photometric_loss_after"] < m["photometric_loss_before"]
     assert m["nme"] < 0.05 and m["nme_landmark_fit"] < 0.03

@@ -13,9 +13,9 @@ from fairsplat.track.fit import Fitter
 from fairsplat.track.landmarks import LandmarkFlame
 from fairsplat.track.run import fit_config, run_fit
 from fairsplat.track.sources import MULTI_FACE, NO_FACE, OK
-from fairsplat.track.synthetic import problem_items, smooth_clip
+from fairsplat.testing.track_problems import problem_items, smooth_clip
 from fairsplat.track.tables import reject_rows
-from fairsplat.track.toy_head import make_toy_head
+from fairsplat.testing.toy_head import make_toy_head
 from fairsplat.track.video import BAD_VIDEO, jitter, load_videos, read_clip
 
 

@@ -1,6 +1,6 @@
 """Curation for the ``curate`` stage: plain functions, no CLI (the stage wraps them).
 
-``curate(records, out_dir, CurateParams(...))`` is the whole job; ``analyse`` /
+``curate(records, out_dir, CurateConfig(...))`` is the whole job; ``analyse`` /
 ``render`` handle one input; ``balance`` / ``assign_splits`` are the
 selection logic. See each module for the why.
 """

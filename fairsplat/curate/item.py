@@ -31,10 +31,11 @@ from PIL import Image
 from fairsplat.faces.crop import Crop, composite_grey, crop_face, warp
 from fairsplat.faces.detect import detect_faces
 from fairsplat.faces.foreground import FOREGROUND, FgInput, foreground_mask, mask_iou, to_alpha8
-from fairsplat.faces.imageio import BadImage, load_rgb, save_png
+from fairsplat.io.images import save_png
+from fairsplat.io.photos import BadImage, load_photo
 from fairsplat.faces.ita import face_ita
 from fairsplat.faces.skin_types import classify, monk
-from fairsplat.sections.curate import CurateParams
+from fairsplat.curate.config import CurateConfig
 from fairsplat.sources.manifest import Record
 
 REJECT_REASONS: tuple[str, ...] = (
@@ -102,11 +103,11 @@ def _labels(mask_path: str | None, shape: tuple[int, int]) -> np.ndarray | None:
         return None
 
 
-def _crop(img: np.ndarray, landmarks: np.ndarray, cfg: CurateParams) -> Crop:
+def _crop(img: np.ndarray, landmarks: np.ndarray, cfg: CurateConfig) -> Crop:
     return crop_face(img, landmarks, cfg.size, mode=cfg.crop_mode, margin=cfg.margin, grey=cfg.grey)
 
 
-def _measure(a: Analysis, rec: Record, img: np.ndarray, crop: Crop, cfg: CurateParams) -> None:
+def _measure(a: Analysis, rec: Record, img: np.ndarray, crop: Crop, cfg: CurateConfig) -> None:
     labels = _labels(rec.mask_path, img.shape[:2])
     crop_labels = None if labels is None else warp(labels, crop.matrix, cfg.size, nearest=True, fill=0)
     res, source = face_ita(
@@ -126,7 +127,7 @@ def _measure(a: Analysis, rec: Record, img: np.ndarray, crop: Crop, cfg: CurateP
     a.fitzpatrick, a.category, a.monk = cat.fitzpatrick, cat.name, monk(a.lab)
 
 
-def _landmarks(a: Analysis, rec: Record, img: np.ndarray, cfg: CurateParams) -> np.ndarray | None:  # [68, 2]
+def _landmarks(a: Analysis, rec: Record, img: np.ndarray, cfg: CurateConfig) -> np.ndarray | None:  # [68, 2]
     """Ground truth when allowed and present, else the largest dlib face (None: no face)."""
     if cfg.landmarks == "auto" and rec.landmarks is not None:
         a.n_faces, a.landmark_source = 1, "ground_truth"
@@ -141,10 +142,10 @@ def _landmarks(a: Analysis, rec: Record, img: np.ndarray, cfg: CurateParams) -> 
     return faces[0].landmarks
 
 
-def _analyse(rec: Record, cfg: CurateParams) -> Analysis:
+def _analyse(rec: Record, cfg: CurateConfig) -> Analysis:
     a = Analysis(rec.image_id)
     try:
-        img, info = load_rgb(rec.path, min_side=cfg.min_side, max_pixels=cfg.max_pixels, allow_greyscale=False)
+        img, info = load_photo(rec.path, min_side=cfg.min_side, max_pixels=cfg.max_pixels, allow_greyscale=False)
     except BadImage as err:
         a.reason, a.detail = err.reason, err.detail[:200]
         return a
@@ -164,7 +165,7 @@ def _analyse(rec: Record, cfg: CurateParams) -> Analysis:
     return a
 
 
-def analyse(rec: Record, cfg: CurateParams) -> Analysis:
+def analyse(rec: Record, cfg: CurateConfig) -> Analysis:
     """Analyse one input; never raises (see module doc)."""
     try:
         return _analyse(rec, cfg)
@@ -183,7 +184,7 @@ def _alpha(rec: Record, info_alpha: np.ndarray | None, shape: tuple[int, int]) -
     return info_alpha
 
 
-def render(rec: Record, a: Analysis, cfg: CurateParams, out_dir: str | Path) -> dict:
+def render(rec: Record, a: Analysis, cfg: CurateConfig, out_dir: str | Path) -> dict:
     """Write the grey-composited crop, its foreground alpha (and cropped label map).
 
     Paths returned are relative to ``out_dir``. ``alpha/<id>.png`` is the exact
@@ -195,7 +196,7 @@ def render(rec: Record, a: Analysis, cfg: CurateParams, out_dir: str | Path) -> 
     the mask every photo without alpha gets.
     """
     assert a.ok and a.matrix, a.image_id
-    img, info = load_rgb(rec.path, min_side=1, max_pixels=cfg.max_pixels)
+    img, info = load_photo(rec.path, min_side=1, max_pixels=cfg.max_pixels)
     matrix = np.asarray(a.matrix).reshape(2, 3)
     g = int(round(cfg.grey * 255))
     image = warp(img, matrix, cfg.size, fill=(g, g, g))  # [S, S, 3]

@@ -14,10 +14,15 @@
   subset is chosen *by* the predicted type and would flatter it.
 * ``fg_iou_ellipse``: mean IoU of the photo foreground backend (landmark
   ellipse) with ground-truth alpha over the kept crops that have alpha.
-* ``per_fitzpatrick[T]``: eligible, selected, shortfall, ITA mean / median / std
-  over the selected crops, Monk median, and, with ground truth, the type's
-  ``ita_type_accuracy`` (recall of ground-truth type T), ``ita_mae`` and
-  ``fg_iou_ellipse``. None where a number cannot be computed.
+* ``per_fitzpatrick[T]`` (the table of :mod:`fairsplat.metrics.fairness`, all six
+  types): eligible, selected, shortfall (balance's exact counts: no interval),
+  ITA mean / median / std over the selected crops (measured type T), Monk
+  median, and, with ground truth, the type's ``ita_type_accuracy`` (recall of
+  ground-truth type T, over every input as above), ``ita_type_n``, ``ita_mae``
+  and ``fg_iou_ellipse`` (kept crops of ground-truth type T). Intervals
+  resample subjects (``subject_id``); ``n_subjects``/``n_items`` count the
+  selected crops. Worst / best / gap / ratio for accuracy, ITA error and
+  foreground IoU. None where a number cannot be computed.
 """
 
 from __future__ import annotations
@@ -29,18 +34,18 @@ import numpy as np
 
 from fairsplat.curate.item import REJECT_REASONS, Analysis
 from fairsplat.labels import FITZPATRICK
+from fairsplat.metrics.fairness import Stat, count, per_fitzpatrick
 from fairsplat.sources.manifest import Record
+
+
+
+def every_input(row: dict) -> bool:
+    """Ground-truth figures are measured before balancing, over every input (see above)."""
+    return True
 
 
 def _mean(values: Sequence[float]) -> float | None:
     return float(np.mean(values)) if len(values) else None
-
-
-def _stats(values: list[float]) -> dict[str, float | None]:
-    if not values:
-        return {"ita_mean": None, "ita_median": None, "ita_std": None}
-    v = np.asarray(values)
-    return {"ita_mean": float(v.mean()), "ita_median": float(np.median(v)), "ita_std": float(v.std())}
 
 
 def _ground_truth(pairs: Sequence[tuple[Record, Analysis]]) -> dict[str, float | int | None]:
@@ -50,16 +55,30 @@ def _ground_truth(pairs: Sequence[tuple[Record, Analysis]]) -> dict[str, float |
     return {"ita_type_accuracy": _mean(hits), "ita_type_n": len(hits), "ita_mae": _mean(errs)}
 
 
-def _per_type(t: str, pairs, type_stats: dict, manifest: Sequence[dict]) -> dict:
-    out = dict(type_stats.get(t, {"eligible": 0, "selected": 0, "shortfall": 0}))
-    out |= _stats([a.ita for _, a in pairs if a.ok and a.fitzpatrick == t])
-    monks = [a.monk for _, a in pairs if a.ok and a.fitzpatrick == t]
-    out["monk_median"] = float(np.median(monks)) if monks else None
-    gt = _ground_truth([(r, a) for r, a in pairs if r.fitzpatrick_gt == t])
-    if any(r.fitzpatrick_gt for r, _ in pairs):
-        out |= gt
-        out["fg_iou_ellipse"] = _mean([m["fg_iou_ellipse"] for m in manifest if m["fitzpatrick_gt"] == t and m["fg_iou_ellipse"] is not None])
-    return out
+def _table_rows(pairs: Sequence[tuple[Record, Analysis]], manifest: Sequence[dict]) -> list[dict]:
+    """One row per input: measured and true type, subject, kept or not, and what is scored."""
+    fg = {m["image_id"]: m["fg_iou_ellipse"] for m in manifest}
+    return [{
+        "fitzpatrick": a.fitzpatrick, "fitzpatrick_gt": r.fitzpatrick_gt, "subject_id": r.subject_id, "ok": a.ok,
+        "ita": a.ita, "monk": a.monk, "fg_iou_ellipse": fg.get(r.image_id),
+        "hit": float(a.fitzpatrick == r.fitzpatrick_gt) if a.fitzpatrick and r.fitzpatrick_gt else None,
+        "ita_err": abs(a.ita - r.ita_gt) if a.fitzpatrick and r.ita_gt is not None else None,
+    } for r, a in pairs]  # fmt: skip
+
+
+def _type_stats(type_stats: dict, ground_truth: bool) -> dict[str, Stat]:
+    zero = {"eligible": 0, "selected": 0, "shortfall": 0}
+    stats = {k: Stat(given={t: type_stats.get(t, zero)[k] for t in FITZPATRICK}) for k in zero}
+    stats |= {"ita_mean": Stat(column="ita"), "ita_median": Stat(column="ita", agg=np.median),
+              "ita_std": Stat(column="ita", agg=np.std), "monk_median": Stat(column="monk", agg=np.median)}  # fmt: skip
+    if ground_truth:
+        stats |= {
+            "ita_type_accuracy": Stat(column="hit", by="fitzpatrick_gt", where=every_input, higher_is_better=True),
+            "ita_type_n": count(where=lambda r: r["hit"] is not None, by="fitzpatrick_gt"),
+            "ita_mae": Stat(column="ita_err", by="fitzpatrick_gt", where=every_input, higher_is_better=False),
+            "fg_iou_ellipse": Stat(column="fg_iou_ellipse", by="fitzpatrick_gt", higher_is_better=True),
+        }
+    return stats
 
 
 def curate_metrics(
@@ -70,6 +89,7 @@ def curate_metrics(
     split_of: dict[str, str],  # image_id -> split, selected items only
     splits: Sequence[str],
     manifest: Sequence[dict] = (),  # rows written (curate/tables.py)
+    n_boot: int = 1000,
 ) -> dict:
     total = len(records)
     reasons = Counter(a.reason for a in analyses if not a.ok)
@@ -92,7 +112,8 @@ def curate_metrics(
     pairs = list(zip(records, analyses))
     out |= _ground_truth(pairs)
     out["fg_iou_ellipse"] = _mean([m["fg_iou_ellipse"] for m in manifest if m["fg_iou_ellipse"] is not None])
-    per = {t: _per_type(t, pairs, type_stats, manifest) for t in FITZPATRICK}
-    out["shortfall_total"] = sum(p["shortfall"] for p in per.values())
-    out["per_fitzpatrick"] = per
-    return out
+    ground_truth = any(r.fitzpatrick_gt for r in records)
+    table = per_fitzpatrick(_table_rows(pairs, manifest), _type_stats(type_stats, ground_truth),
+                            where=lambda r: r["ok"], types=FITZPATRICK, n_boot=n_boot)  # fmt: skip
+    out["shortfall_total"] = sum(p["shortfall"] for p in table["per_fitzpatrick"].values())
+    return out | table

@@ -25,6 +25,8 @@ from skimage.segmentation import find_boundaries
 
 from fairsplat.curate.balance import rank_key
 from fairsplat.io.atomic import atomic_path
+from fairsplat.io.images import load_grey, load_rgb, save_png
+from fairsplat.io.plots import chunk, grid
 from fairsplat.labels import FITZPATRICK
 
 BIN_DEG = 5.0
@@ -57,7 +59,7 @@ def outline(crop: np.ndarray, alpha: np.ndarray) -> np.ndarray:  # uint8 [S, S, 
     return out
 
 
-def _tile(crop: np.ndarray, alpha: np.ndarray | None, caption: str, side: int) -> Image.Image:
+def _tile(crop: np.ndarray, alpha: np.ndarray | None, caption: str, side: int) -> np.ndarray:  # [side + 14, side, 3]
     """The crop resized to ``side`` (alpha outline drawn at that size, so it stays
     one tile pixel wide at any crop size) with a caption strip under it."""
     strip = 14
@@ -67,26 +69,20 @@ def _tile(crop: np.ndarray, alpha: np.ndarray | None, caption: str, side: int) -
         small = outline(small, np.asarray(Image.fromarray(alpha).resize((side, side), Image.BILINEAR)))
     tile.paste(Image.fromarray(small), (0, 0))
     ImageDraw.Draw(tile).text((3, side + 1), caption, fill=(0, 0, 0), font=ImageFont.load_default())
-    return tile
+    return np.asarray(tile)
 
 
-def sample_grid(rows: Sequence[dict], crops_root: Path, n: int, side: int = 128, cols: int = 4) -> Image.Image:
-    """Grid of up to ``n`` crops (manifest rows of one type)."""
+def sample_grid(rows: Sequence[dict], crops_root: Path, n: int, side: int = 128, cols: int = 4) -> np.ndarray:
+    """Grid of up to ``n`` crops (manifest rows of one type). -> uint8 [H, W, 3]"""
     if not rows:
         img = Image.new("RGB", (side * 2, 20), (255, 255, 255))
         ImageDraw.Draw(img).text((3, 4), "no crops of this type", fill=(0, 0, 0), font=ImageFont.load_default())
-        return img
+        return np.asarray(img)
     tiles = []
     for r in rows[:n]:
-        crop = np.asarray(Image.open(crops_root / r["path"]).convert("RGB"))
-        alpha = np.asarray(Image.open(crops_root / r["alpha_path"]).convert("L")) if r.get("alpha_path") else None
-        tiles.append(_tile(crop, alpha, f"ITA {r['ita']:.1f}  MST {r['monk']}", side))
-    cols = min(cols, len(tiles))
-    w, h = tiles[0].size
-    grid = Image.new("RGB", (cols * w, -(-len(tiles) // cols) * h), (255, 255, 255))
-    for k, t in enumerate(tiles):
-        grid.paste(t, ((k % cols) * w, (k // cols) * h))
-    return grid
+        alpha = load_grey(crops_root / r["alpha_path"]) if r.get("alpha_path") else None
+        tiles.append(_tile(load_rgb(crops_root / r["path"]), alpha, f"ITA {r['ita']:.1f}  MST {r['monk']}", side))
+    return grid(chunk(tiles, min(cols, len(tiles))), side=None)
 
 
 def write_plots(manifest: Sequence[dict], eligible_ita: Sequence[float], crops_root: Path, out: Path, n: int, seed: int) -> None:
@@ -95,6 +91,4 @@ def write_plots(manifest: Sequence[dict], eligible_ita: Sequence[float], crops_r
     write_histogram(ita_histogram(eligible_ita, [r["ita"] for r in manifest]), out / "ita_histogram.csv")
     for t in FITZPATRICK:
         rows = sorted((r for r in manifest if r["fitzpatrick"] == t), key=lambda r: rank_key(seed, r["image_id"]))
-        grid = sample_grid(rows, crops_root, n)
-        with atomic_path(out / f"samples_{t}.png") as tmp:
-            grid.save(tmp, format="PNG")
+        save_png(out / f"samples_{t}.png", sample_grid(rows, crops_root, n))

@@ -29,8 +29,9 @@ from tqdm import tqdm
 from fairsplat.curate.balance import Candidate, assign_splits, balance
 from fairsplat.curate.item import Analysis, analyse, render
 from fairsplat.curate.metrics import curate_metrics
-from fairsplat.curate.tables import MANIFEST_SCHEMA, REJECTS_SCHEMA, write_table
-from fairsplat.sections.curate import CurateParams
+from fairsplat.curate.tables import MANIFEST_SCHEMA, REJECTS_SCHEMA
+from fairsplat.curate.config import CurateConfig
+from fairsplat.io.tables import write_table
 from fairsplat.sources.manifest import Record
 
 
@@ -42,12 +43,12 @@ class CurateResult:
     analyses: list[Analysis]  # one per input, final state
 
 
-def _analyse_shard(args: tuple[CurateParams, list[Record]]) -> list[Analysis]:
+def _analyse_shard(args: tuple[CurateConfig, list[Record]]) -> list[Analysis]:
     cfg, shard = args
     return [analyse(r, cfg) for r in shard]
 
 
-def _render_shard(args: tuple[CurateParams, str, list[tuple[Record, Analysis]]]) -> list[dict | str]:
+def _render_shard(args: tuple[CurateConfig, str, list[tuple[Record, Analysis]]]) -> list[dict | str]:
     cfg, out_dir, shard = args
     out: list[dict | str] = []
     for rec, a in shard:
@@ -58,7 +59,7 @@ def _render_shard(args: tuple[CurateParams, str, list[tuple[Record, Analysis]]])
     return out
 
 
-def map_shards(fn: Callable, items: Sequence, cfg: CurateParams, *extra, desc: str = "curate") -> list:
+def map_shards(fn: Callable, items: Sequence, cfg: CurateConfig, *extra, desc: str = "curate") -> list:
     """``fn((cfg, *extra, shard))`` over shards, in order, on ``cfg.workers`` processes."""
     shards = [list(items[i : i + cfg.shard_size]) for i in range(0, len(items), cfg.shard_size)]
     tasks = [(cfg, *extra, s) for s in shards]
@@ -77,11 +78,11 @@ def map_shards(fn: Callable, items: Sequence, cfg: CurateParams, *extra, desc: s
     return out
 
 
-def analyse_all(records: Sequence[Record], cfg: CurateParams) -> list[Analysis]:
+def analyse_all(records: Sequence[Record], cfg: CurateConfig) -> list[Analysis]:
     return map_shards(_analyse_shard, records, cfg, desc="curate: analyse")
 
 
-def select(records: Sequence[Record], analyses: Sequence[Analysis], cfg: CurateParams):
+def select(records: Sequence[Record], analyses: Sequence[Analysis], cfg: CurateConfig):
     """Balance and split; marks unselected eligible items ``over_quota`` in place.
 
     Returns (per-type stats, image_id -> split for the selected items).
@@ -96,7 +97,7 @@ def select(records: Sequence[Record], analyses: Sequence[Analysis], cfg: CurateP
     return stats, {c.image_id: subject_split[c.subject_id] for c in picked}
 
 
-def _manifest_row(r: Record, a: Analysis, split: str, written: dict, cfg: CurateParams) -> dict:
+def _manifest_row(r: Record, a: Analysis, split: str, written: dict, cfg: CurateConfig) -> dict:
     return {
         "image_id": r.image_id, "source": r.source, "subject_id": r.subject_id, "split": split,
         "path": written["path"], "alpha_path": written["alpha_path"], "src_path": r.path, "frame_index": r.frame_index,
@@ -118,9 +119,9 @@ def _reject_row(r: Record, a: Analysis) -> dict:
     }  # fmt: skip
 
 
-def curate(records: Sequence[Record], out_dir: str | Path, cfg: CurateParams | None = None) -> CurateResult:
+def curate(records: Sequence[Record], out_dir: str | Path, cfg: CurateConfig | None = None) -> CurateResult:
     """Run curation end to end (see module doc); returns rows and metrics."""
-    cfg = cfg or CurateParams()
+    cfg = cfg or CurateConfig()
     records = list(records)
     ids = [r.image_id for r in records]
     if len(set(ids)) != len(ids):

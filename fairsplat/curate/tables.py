@@ -59,12 +59,7 @@ subject_id, path, reason`` (one of ``item.REJECT_REASONS``), ``detail``
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pyarrow as pa
-import pyarrow.parquet as pq
-
-from fairsplat.io.atomic import atomic_path
 
 F64, I32, S = pa.float64(), pa.int32(), pa.string()
 
@@ -89,12 +84,3 @@ REJECTS_SCHEMA = pa.schema(
     ]
 )  # fmt: skip
 
-
-def write_table(rows: list[dict], schema: pa.Schema, path: str | Path) -> None:
-    """Rows (dicts keyed by column) -> Parquet, atomically; schema-checked by pyarrow."""
-    extra = set().union(*(r.keys() for r in rows)) - set(schema.names) if rows else set()
-    if extra:
-        raise ValueError(f"{path}: columns {sorted(extra)} are not in the schema")
-    table = pa.Table.from_pylist(rows, schema=schema)
-    with atomic_path(path, suffix=".parquet") as tmp:
-        pq.write_table(table, tmp)

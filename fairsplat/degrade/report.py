@@ -13,6 +13,13 @@ with the same seeds but every strength 1 (``run.py``). It estimates the
 strength the pipeline really applied in each region (clipping, spill across
 borders and step composition included) and is directly comparable with the
 configured strengths; ``effective_order_ok`` is its ordering.
+
+``per_fitzpatrick`` is the table of :mod:`fairsplat.metrics.fairness` (types
+with pairs or rejects): ``pairs`` and ``rejected_images`` (exact counts), the
+per-region dicts above (descriptive: no interval), and ``whole_crop_mad`` /
+``whole_crop_ssim_loss`` with intervals that resample subjects (a crop's K
+pairs, and a person's crops, move together; rows without ``subject_id`` fall
+back to their crop). Damage is neither good nor bad, so no worst/best/gap.
 """
 
 from __future__ import annotations
@@ -27,17 +34,12 @@ import numpy as np
 from fairsplat.degrade.registry import AUGMENTATIONS
 from fairsplat.degrade.run import REGIONS
 from fairsplat.io.atomic import atomic_path
-from fairsplat.labels import FITZPATRICK
-from fairsplat.parse.plots import colourise, grid, save_png
+from fairsplat.io.images import load_labels, load_rgb, save_png
+from fairsplat.io.plots import grid
+from fairsplat.metrics.fairness import Stat, count, per_fitzpatrick
+from fairsplat.parse.plots import colourise
 
 METRICS = ("mad", "ssim_loss")
-
-
-def _png(path: Path) -> np.ndarray:
-    from PIL import Image
-
-    with Image.open(path) as im:
-        return np.asarray(im)
 
 
 def region_means(rows: Sequence[dict], metric: str) -> dict[str, float | None]:
@@ -80,20 +82,42 @@ def _damage(rows: Sequence[dict]) -> dict:
     return out
 
 
+def _measured(r: dict) -> bool:
+    return not r["rejected"] and r["mad"] is not None
+
+
+def _descriptive(fn) -> Stat:
+    """A per-region dict or an ordering flag of the measured pairs: reported, not bootstrapped."""
+    return Stat(reduce=fn, ci=False, where=_measured)
+
+
+TYPE_STATS: dict[str, Stat] = {
+    "pairs": count(),
+    "rejected_images": count(where=lambda r: r["rejected"]),
+    **{f"damage_{m}": _descriptive(lambda rs, m=m: region_means(rs, m)) for m in METRICS},
+    **{f"damage_order_ok_{m}": _descriptive(lambda rs, m=m: ordered(region_means(rs, m))) for m in METRICS},
+    "effective_strength": _descriptive(effective_strength),
+    "effective_order_ok": _descriptive(lambda rs: ordered(effective_strength(rs))),
+    "whole_crop_mad": Stat(column="mad"),
+    "whole_crop_ssim_loss": Stat(column="ssim_loss"),
+}
+
+
+def per_type(rows: list[dict], rejects: list[dict], n_boot: int = 1000) -> dict:
+    """The per-Fitzpatrick table over pairs (population) and reject rows (``rejected_images``)."""
+    table = [{**r, "subject_id": r.get("subject_id") or r["image_id"], "rejected": False} for r in rows]
+    table += [{**r, "subject_id": r.get("subject_id") or r["image_id"], "rejected": True, "mad": None} for r in rejects]
+    return per_fitzpatrick(table, TYPE_STATS, where=lambda r: not r["rejected"], n_boot=n_boot, digits=5)
+
+
 def degrade_metrics(
-    n_jobs: int, rows: list[dict], rejects: list[dict], seconds: float, k: int, workers: int, strengths: dict
-) -> dict:
+    n_jobs: int, rows: list[dict], rejects: list[dict], seconds: float, k: int, workers: int, strengths: dict,
+    n_boot: int = 1000,
+) -> dict:  # fmt: skip
     accepted = len({r["image_id"] for r in rows})
     assert accepted + len(rejects) == n_jobs, (accepted, len(rejects), n_jobs)
     measured = [r for r in rows if r["mad"] is not None]
     aug = Counter(a for r in rows for a in r["augmentations"])
-    per = {}
-    for t in FITZPATRICK:
-        rt = [r for r in measured if r["fitzpatrick"] == t]
-        n_t = sum(1 for r in rows if r["fitzpatrick"] == t)
-        rej_t = sum(1 for r in rejects if r["fitzpatrick"] == t)
-        if n_t or rej_t:
-            per[t] = {"pairs": n_t, "rejected_images": rej_t, **(_damage(rt) if rt else {})}
     return {
         "images_total": n_jobs,
         "images_accepted": accepted,
@@ -111,7 +135,7 @@ def degrade_metrics(
         **_damage(measured),
         "whole_crop_mad": round(float(np.mean([r["mad"] for r in measured])), 5) if measured else None,
         "whole_crop_ssim_loss": round(float(np.mean([r["ssim_loss"] for r in measured])), 5) if measured else None,
-        "per_fitzpatrick": per,
+        **per_type(rows, rejects, n_boot),
     }
 
 
@@ -124,11 +148,11 @@ def write_plots(rows: list[dict], out: Path, plots: Path, k_shown: int = 2) -> N
     panels = []
     for t, image_id in first.items():
         mine = sorted((r for r in rows if r["image_id"] == image_id), key=lambda r: r["pair_index"])
-        deg = [_png(out / r["degraded_path"]) for r in mine[:k_shown]]
-        panels.append([_png(out / mine[0]["clean_path"]), *deg, colourise(_png(out / mine[0]["mask_path"]))])
+        deg = [load_rgb(out / r["degraded_path"]) for r in mine[:k_shown]]
+        panels.append([load_rgb(out / mine[0]["clean_path"]), *deg, colourise(load_labels(out / mine[0]["mask_path"]))])
     if panels:
         heads = ["clean"] + [f"degraded k{i}" for i in range(len(panels[0]) - 2)] + ["regions"]
-        save_png(grid(panels, headers=heads), plots / "pairs.png")
+        save_png(plots / "pairs.png", grid(panels, headers=heads))
     measured = [r for r in rows if r["mad"] is not None]
     with atomic_path(plots / "damage.csv", suffix=".csv") as tmp, open(tmp, "w", newline="") as fh:
         w = csv.writer(fh)

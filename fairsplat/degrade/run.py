@@ -46,24 +46,25 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
-from PIL import Image
 from tqdm import tqdm
 
 from fairsplat.degrade.core import DegradeInputError, image_seed
 from fairsplat.degrade.damage import damage_maps, region_damage
 from fairsplat.degrade.masks import RegionStrengths
 from fairsplat.degrade.pipeline import DegradeParams, make_pairs
-from fairsplat.io.atomic import atomic_path
+from fairsplat.io.images import load_labels, load_rgb, save_png
+from fairsplat.io.tables import read_table
 from fairsplat.labels import REGION_GROUPS
 
 REGIONS = tuple(REGION_GROUPS)  # mouth, eyes, hair, nose, skin: seed 001's order of strength
+MEASURED = ("mad", "ssim_loss", *(f"{m}_{r}" for r in REGIONS for m in ("mad", "ssim_loss", "mad_full")))
+"""Damage columns: None unless the pair was measured (``measure_every``) and the region is in the crop."""
 S, F64 = pa.string(), pa.float64()
 MANIFEST_SCHEMA = pa.schema(
     [("pair_id", S), ("image_id", S), ("pair_index", pa.int32()), ("split", S), ("fitzpatrick", S),
      ("clean_path", S), ("degraded_path", S), ("mask_path", S), ("steps", pa.list_(S)),
-     ("augmentations", pa.list_(S)), ("record", S), ("mad", F64), ("ssim_loss", F64)]
-    + [(f"{m}_{r}", F64) for r in REGIONS for m in ("mad", "ssim_loss", "mad_full")]
+     ("augmentations", pa.list_(S)), ("record", S)]
+    + [(c, F64) for c in MEASURED]
 )  # fmt: skip
 REJECTS_SCHEMA = pa.schema([("image_id", S), ("split", S), ("fitzpatrick", S), ("reason", S), ("detail", S)])
 
@@ -78,6 +79,7 @@ class Job:
     crop: Path
     mask: Path | None
     no_mask_detail: str = ""  # parse's reason when mask is None
+    subject_id: str | None = None  # the person; in rows for the metrics' subject bootstrap, not written
 
 
 @dataclass(frozen=True)
@@ -97,10 +99,10 @@ class Settings:
 
 def read_jobs(curated: Path, parsed: Path) -> list[Job]:
     """Every curated crop, joined with parse's manifest (mask) or its rejects (reason), in curated order."""
-    cur = pq.read_table(Path(curated) / "manifest.parquet").to_pylist()
-    masks = {r["image_id"]: r for r in pq.read_table(Path(parsed) / "manifest.parquet").to_pylist()}
+    cur = read_table(Path(curated) / "manifest.parquet")
+    masks = {r["image_id"]: r for r in read_table(Path(parsed) / "manifest.parquet")}
     rej_path = Path(parsed) / "rejects.parquet"
-    why = {r["image_id"]: r for r in pq.read_table(rej_path).to_pylist()} if rej_path.exists() else {}
+    why = {r["image_id"]: r for r in read_table(rej_path)} if rej_path.exists() else {}
     jobs = []
     for r in cur:
         m = masks.get(r["image_id"])
@@ -109,8 +111,27 @@ def read_jobs(curated: Path, parsed: Path) -> list[Job]:
         jobs.append(Job(
             image_id=r["image_id"], split=r["split"], fitzpatrick=r.get("fitzpatrick_gt") or r.get("fitzpatrick"),
             crop=Path(curated) / r["path"], mask=(Path(parsed) / m["mask_path"]) if m else None, no_mask_detail=detail,
+            subject_id=r.get("subject_id"),
         ))  # fmt: skip
     return jobs
+
+
+def sample_jobs(jobs: Sequence[Job], per_type: int | None, seed: int) -> list[Job]:
+    """At most ``per_type`` crops of each Fitzpatrick type, in curated order (all when None).
+
+    Why: the enhancer trains on a few thousand pairs at most on a CPU, while
+    curate keeps every crop the generator needs; making pairs of all of them
+    would cost minutes for nothing. Which crops is a pure function of
+    (seed, image id), so adding crops never reshuffles the sample.
+    """
+    if per_type is None:
+        return list(jobs)
+    rank = {j.image_id: hashlib.sha256(f"{seed}:{j.image_id}".encode()).hexdigest() for j in jobs}
+    keep: set[str] = set()
+    for t in sorted({j.fitzpatrick or "" for j in jobs}):
+        of_type = sorted((j for j in jobs if (j.fitzpatrick or "") == t), key=lambda j: rank[j.image_id])
+        keep |= {j.image_id for j in of_type[:per_type]}
+    return [j for j in jobs if j.image_id in keep]
 
 
 def _read(job: Job) -> tuple[np.ndarray, np.ndarray]:
@@ -120,13 +141,11 @@ def _read(job: Job) -> tuple[np.ndarray, np.ndarray]:
     if not job.mask.exists():
         raise DegradeInputError("no_mask", f"{job.mask.name} is missing")
     try:
-        with Image.open(job.crop) as im:
-            img = np.asarray(im.convert("RGB"), np.uint8)
+        img = load_rgb(job.crop)
     except (OSError, ValueError) as err:
         raise DegradeInputError("bad_image", f"{job.crop.name}: {err}"[:200]) from None
     try:
-        with Image.open(job.mask) as im:
-            lab = np.asarray(im)
+        lab = load_labels(job.mask)
     except (OSError, ValueError) as err:
         raise DegradeInputError("bad_labels", f"{job.mask.name}: {err}"[:200]) from None
     return img, lab
@@ -135,7 +154,8 @@ def _read(job: Job) -> tuple[np.ndarray, np.ndarray]:
 def _save_png(path: Path, arr: np.ndarray) -> None:
     # zlib level 1 with run-length strategy: lossless, 25% faster than level 1 alone and smaller
     # (12.7 vs 16.4 ms, 259 vs 297 KB for a degraded 512 px crop); PNG encoding is ~30% of a pair.
-    Image.fromarray(arr).save(path, format="PNG", compress_level=1, compress_type=zlib.Z_RLE)
+    # Not atomic per file: st.out is staged in an atomic_dir.
+    save_png(path, arr, compress_level=1, compress_type=zlib.Z_RLE, atomic=False)
 
 
 def pairs_for(job: Job, st: Settings) -> tuple[list[dict], dict | None]:
@@ -146,7 +166,7 @@ def pairs_for(job: Job, st: Settings) -> tuple[list[dict], dict | None]:
     except DegradeInputError as err:
         detail = str(err).removeprefix(err.reason).removeprefix(": ")
         return [], {"image_id": job.image_id, "split": job.split, "fitzpatrick": job.fitzpatrick,
-                    "reason": err.reason, "detail": detail}  # fmt: skip
+                    "reason": err.reason, "detail": detail, "subject_id": job.subject_id}  # fmt: skip
     stem = job.crop.stem
     shutil.copyfile(job.crop, st.out / "clean" / f"{stem}.png")
     _save_png(st.out / "masks" / f"{stem}.png", lab.astype(np.uint8))
@@ -164,7 +184,7 @@ def pairs_for(job: Job, st: Settings) -> tuple[list[dict], dict | None]:
             "fitzpatrick": job.fitzpatrick, "clean_path": f"clean/{stem}.png",
             "degraded_path": f"degraded/{stem}_k{i}.png", "mask_path": f"masks/{stem}.png",
             "steps": [s["name"] for s in rec["steps"]], "augmentations": [a["name"] for a in rec["augmentations"]],
-            "record": json.dumps(rec, sort_keys=True), "mad": None, "ssim_loss": None,
+            "record": json.dumps(rec, sort_keys=True), **dict.fromkeys(MEASURED), "subject_id": job.subject_id,
         }  # fmt: skip
         if measured[i]:
             row.update(_measure(img, u8, lab, _u8(control[i][0])))
@@ -242,8 +262,3 @@ def degrade_all(jobs: Sequence[Job], st: Settings, workers: int = 1, progress: b
             pool.close()
             pool.join()
     return rows, rejects, time.perf_counter() - t0
-
-
-def write_table(rows: list[dict], schema: pa.Schema, path: Path) -> None:
-    with atomic_path(path, suffix=".parquet") as tmp:
-        pq.write_table(pa.Table.from_pylist(rows, schema=schema), tmp)

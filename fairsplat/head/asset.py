@@ -1,32 +1,34 @@
-"""Choose and build the pipeline's head: the user's FLAME file or the procedural default."""
+"""Choose and build the pipeline's head: the user's FLAME file or the procedural default.
+
+The params section (``fairsplat/sections/head.py``) has already checked the
+combination of keys and that the files exist, naming the key; this module
+only builds.
+"""
 
 from __future__ import annotations
 
-from pathlib import Path
-
-from fairsplat.config import ParamsError
-from fairsplat.sections.head import HeadParams
+from dataclasses import dataclass
 
 
-def make_head(cfg: HeadParams):
-    """Return the HeadModel the ``head`` params ask for.
+@dataclass(frozen=True)
+class HeadConfig:
+    """Which head to build; see the ``head`` params section for each key's reason."""
 
-    Paths are checked here, before any work, so a missing file names its key.
-    """
+    flame_path: str | None = None
+    landmark_path: str | None = None
+    uv_path: str | None = None
+    masks_path: str | None = None
+    n_shape: int = 20
+    n_expr: int = 10
+    seed: int = 0
+
+
+def make_head(cfg: HeadConfig):
+    """Return the HeadModel ``cfg`` asks for (procedural when ``flame_path`` is None)."""
     if cfg.flame_path is None:
-        for key in ("landmark_path", "uv_path", "masks_path"):
-            if getattr(cfg, key) is not None:
-                raise ParamsError(f"head.{key.replace('_', '-')}: only used with head.flame-path; set that too")
-        from fairsplat.head.procedural import EXPRESSION_NAMES, build_procedural_head
+        from fairsplat.head.procedural import build_procedural_head
 
-        if cfg.n_expr > len(EXPRESSION_NAMES):
-            raise ParamsError(f"head.n-expr: the procedural head has {len(EXPRESSION_NAMES)} expression components "
-                              f"({', '.join(EXPRESSION_NAMES)}), got {cfg.n_expr}")
         return build_procedural_head(n_shape=cfg.n_shape, n_expr=cfg.n_expr, seed=cfg.seed)
-    for key in ("flame_path", "landmark_path", "uv_path", "masks_path"):
-        value = getattr(cfg, key)
-        if value is not None and not Path(value).is_file():
-            raise ParamsError(f"head.{key.replace('_', '-')}: file not found: {value}")
     from fairsplat.head.flame_file import convert_flame
 
     return convert_flame(

@@ -24,18 +24,19 @@ before the callable is even looked up, so nothing named in the file runs.
 from __future__ import annotations
 
 import io
-import pickle
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from fairsplat.io import safe_pickle
 
 
 class FlameFileError(ValueError):
     """A FLAME-format file is missing, unreadable or malformed; the message names the file."""
 
 
-class UnsafePickleError(FlameFileError, pickle.UnpicklingError):
+class UnsafePickleError(FlameFileError, safe_pickle.UnsafePickleError):
     """The pickle names a global outside the allow-list; nothing from it was run."""
 
 
@@ -110,14 +111,8 @@ def _safe_codecs_encode(obj: Any, encoding: str = "utf-8", errors: str = "strict
     return obj.encode("latin1", errors)
 
 
-_MULTIARRAY = ("numpy.core.multiarray", "numpy._core.multiarray")
-_NUMERIC = ("numpy.core.numeric", "numpy._core.numeric")
 _ALLOWED: dict[tuple[str, str], Any] = {
-    ("numpy", "ndarray"): np.ndarray,
-    ("numpy", "dtype"): np.dtype,
-    **{(m, "_reconstruct"): np.ndarray.__reduce__(np.zeros(1))[0] for m in _MULTIARRAY},
-    **{(m, "scalar"): np.float64(0).__reduce__()[0] for m in _MULTIARRAY},
-    **{(m, "_frombuffer"): np.zeros(1).__reduce_ex__(5)[0] for m in _NUMERIC},
+    **safe_pickle.NUMPY_GLOBALS,
     ("chumpy.ch", "Ch"): ChumpyCh,
     ("chumpy.reordering", "Select"): ChumpySelect,
     ("chumpy.reordering", "Reshape"): ChumpyReshape,
@@ -130,34 +125,19 @@ _ALLOWED: dict[tuple[str, str], Any] = {
 }
 
 
-class FlameUnpickler(pickle.Unpickler):
-    """``pickle.Unpickler`` whose globals come only from :data:`_ALLOWED`."""
+class FlameUnpickler(safe_pickle.RestrictedUnpickler):
+    """Restricted unpickler whose globals come only from :data:`_ALLOWED`."""
 
-    def __init__(self, fh: io.BufferedIOBase, source: str) -> None:
-        super().__init__(fh, encoding="latin1")  # py2 str -> latin-1, as numpy's py2 arrays need
-        self.source = source
-
-    def find_class(self, module: str, name: str) -> Any:
-        obj = _ALLOWED.get((module, name))
-        if obj is None:
-            raise UnsafePickleError(
-                f"{self.source}: refuses to load global {module}.{name} (only numpy arrays, chumpy arrays "
-                "and scipy sparse matrices are allowed in a FLAME file); nothing from the file was run"
-            )
-        return obj
-
-    def persistent_load(self, pid: Any) -> Any:
-        raise UnsafePickleError(f"{self.source}: persistent ids are not allowed in a FLAME file")
+    allowed = _ALLOWED
+    refused = UnsafePickleError
+    corrupt = FlameFileError
+    holds = "numpy arrays, chumpy arrays and scipy sparse matrices"
+    kind = "a FLAME file"
 
 
 def load_pickle_bytes(data: bytes, source: str) -> Any:
     """Unpickle ``data`` through :class:`FlameUnpickler`; errors name ``source``."""
-    try:
-        return FlameUnpickler(io.BytesIO(data), source).load()
-    except UnsafePickleError:
-        raise
-    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, KeyError, IndexError, AttributeError) as err:
-        raise FlameFileError(f"{source}: not a readable pickle (truncated or corrupt: {type(err).__name__}: {err})") from err
+    return FlameUnpickler.loads(data, source, encoding="latin1")  # py2 str -> latin-1, as numpy's py2 arrays need
 
 
 def load_pickle(path: str | Path) -> Any:

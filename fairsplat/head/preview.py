@@ -103,7 +103,7 @@ def shaded_image(verts: np.ndarray, faces: np.ndarray, regions: np.ndarray, size
 def save_preview(path: str | Path, verts: np.ndarray, faces: np.ndarray, regions: np.ndarray,
                  size: int = 320, extent: float = 0.14, views: tuple[str, ...] = ("front", "left")) -> None:
     """Write a PNG with the given views side by side."""
-    from PIL import Image
+    from fairsplat.io.images import save_png
 
     panels = [shaded_image(verts, faces, regions, size, extent, v) for v in views]
-    Image.fromarray(np.concatenate(panels, axis=1)).save(path)
+    save_png(path, np.concatenate(panels, axis=1))

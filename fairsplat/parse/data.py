@@ -20,7 +20,8 @@ import pyarrow.parquet as pq
 import torch
 from PIL import Image
 
-from fairsplat.labels import LABEL, NUM_CLASSES
+from fairsplat.io.images import load_labels, load_rgb
+from fairsplat.labels import LABEL
 
 # Horizontal flip swaps the subject's left and right: id -> id after a flip.
 FLIP_LUT = np.arange(256, dtype=np.uint8)
@@ -38,6 +39,7 @@ class Item:
     type_source: str  # "gt", "ita" or "none"
     crop: Path
     mask: Path | None  # curated label map, if the source had one
+    subject_id: str | None = None  # the person: per-type intervals resample subjects (metrics/fairness.py)
 
     @property
     def stem(self) -> str:
@@ -67,35 +69,10 @@ def read_items(curated: Path) -> list[Item]:
                 type_source="gt" if gt else ("ita" if est else "none"),
                 crop=Path(curated) / r["path"],
                 mask=(Path(curated) / mask) if mask else None,
+                subject_id=r.get("subject_id"),
             )
         )
     return items
-
-
-def load_rgb(path: Path) -> np.ndarray:
-    """A crop as RGB uint8. -> [H, W, 3]"""
-    with Image.open(path) as im:
-        return np.asarray(im.convert("RGB"), np.uint8).copy()
-
-
-def load_labels(path: Path) -> np.ndarray:
-    """A label map PNG as uint8 ids. -> [H, W]; raises ValueError if it is not a single-channel id map."""
-    with Image.open(path) as im:
-        if im.mode not in ("L", "P", "I", "I;16"):
-            raise ValueError(f"{path}: label map mode {im.mode}, expected a single channel of ids")
-        arr = np.asarray(im)
-    if arr.ndim != 2:
-        raise ValueError(f"{path}: label map has shape {arr.shape}, expected [H, W]")
-    if arr.size and (arr.min() < 0 or arr.max() >= NUM_CLASSES):
-        raise ValueError(f"{path}: ids outside [0, {NUM_CLASSES})")
-    return arr.astype(np.uint8)
-
-
-def save_labels(path: Path, labels: np.ndarray) -> None:
-    """[H, W] uint8 ids -> 8-bit greyscale PNG (lossless, readable by any tool)."""
-    assert labels.ndim == 2 and labels.dtype == np.uint8, (labels.shape, labels.dtype)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(labels, mode="L").save(path, format="PNG")
 
 
 def resize_rgb(img: np.ndarray, size: int) -> np.ndarray:

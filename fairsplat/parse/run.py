@@ -30,15 +30,17 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
 from tqdm import tqdm
 
-from fairsplat.io.atomic import atomic_path
-from fairsplat.labels import FITZPATRICK, LABEL
-from fairsplat.parse.backends import Backend
-from fairsplat.parse.data import Item, load_labels, load_rgb, save_labels
-from fairsplat.parse.metrics import confusion, pooled, summarise
-from fairsplat.parse.plots import colourise, grid, save_png
+from fairsplat.io.images import SMALL_PNG, load_labels, load_rgb, save_png
+from fairsplat.io.plots import grid
+from fairsplat.labels import LABEL
+from fairsplat.parse.base import Backend
+from fairsplat.parse.data import Item
+from fairsplat.metrics.fairness import Stat, count, per_fitzpatrick
+from fairsplat.metrics.segmentation import confusion, miou
+from fairsplat.parse.metrics import pooled_miou, rounded
+from fairsplat.parse.plots import colourise
 
 S, I32, F64 = pa.string(), pa.int32(), pa.float64()
 MANIFEST_SCHEMA = pa.schema([
@@ -46,11 +48,6 @@ MANIFEST_SCHEMA = pa.schema([
     ("height", I32), ("width", I32), ("foreground", F64), ("backend", S),
 ])  # fmt: skip
 REJECTS_SCHEMA = pa.schema([("image_id", S), ("split", S), ("fitzpatrick", S), ("reason", S), ("detail", S)])
-
-
-def write_table(rows: list[dict], schema: pa.Schema, path: Path) -> None:
-    with atomic_path(path, suffix=".parquet") as tmp:
-        pq.write_table(pa.Table.from_pylist(rows, schema=schema), tmp)
 
 
 def _reject(it: Item, reason: str, detail: str) -> dict:
@@ -80,7 +77,7 @@ def parse_all(
     """Parse every item into ``out/masks``; -> (manifest rows, reject rows, metrics)."""
     rows: list[dict] = []
     rejects: list[dict] = []
-    scored: list[tuple[str | None, str, np.ndarray]] = []  # (type, split, confusion)
+    scored: dict[str, tuple[str, np.ndarray]] = {}  # image_id -> (split, confusion [C, C])
     t0 = time.perf_counter()
     bar = tqdm(range(0, len(items), batch_size), desc=f"parse[{backend.name}]", unit="batch", disable=not progress)
     for start in bar:
@@ -99,7 +96,7 @@ def parse_all(
                 if fg < min_foreground:
                     rejects.append(_reject(it, "no_face", f"foreground {fg:.4f} < min-foreground {min_foreground}"))
                     continue
-                save_labels(out / "masks" / f"{it.stem}.png", res.labels)
+                save_png(out / "masks" / f"{it.stem}.png", res.labels, compress_level=SMALL_PNG, atomic=False)
                 rows.append({
                     "image_id": it.image_id, "split": it.split, "fitzpatrick": it.fitzpatrick,
                     "type_source": it.type_source, "crop_path": str(it.crop.relative_to(curated)),
@@ -109,29 +106,35 @@ def parse_all(
                 if backend.name != "ground_truth" and it.mask is not None and it.mask.exists():
                     gt = load_labels(it.mask)
                     if gt.shape == res.labels.shape:
-                        scored.append((it.fitzpatrick, it.split, confusion(gt, res.labels)))
+                        scored[it.image_id] = (it.split, confusion(gt, res.labels))
     seconds = time.perf_counter() - t0
     return rows, rejects, parse_metrics(items, rows, rejects, scored, backend.name, seconds)
 
 
-def parse_metrics(items, rows, rejects, scored, backend: str, seconds: float) -> dict:
+def _pooled_miou(confs: list[np.ndarray]) -> float | None:
+    return rounded(miou(np.sum(confs, axis=0))) if confs else None
+
+
+def parse_metrics(items, rows, rejects, scored: dict[str, tuple[str, np.ndarray]], backend: str, seconds: float,
+                  n_boot: int = 1000) -> dict:  # fmt: skip
     """Counts per type and reason; mIoU against the curated label maps where they exist.
 
     ``miou_vs_labels`` pools every scored crop, the parser's training crops
     included, so it is optimistic for the trained backend; ``miou_vs_labels_by_split``
-    separates them (train_parser's held-out score is the honest one).
+    separates them (train_parser's held-out score is the honest one). Per type
+    (metrics/fairness.py): ``accepted``, ``rejected`` (exact counts) and the pooled
+    ``miou_vs_labels`` with an interval over subjects; ``miou_vs_labels_gap`` is best
+    minus worst type, as before.
     """
     assert len(rows) + len(rejects) == len(items), (len(rows), len(rejects), len(items))
-    acc, rej = Counter(r["fitzpatrick"] for r in rows), Counter(r["fitzpatrick"] for r in rejects)
-    scores = summarise(*pooled((t, c) for t, _, c in scored)) if scored else None
-    by_split = {sp: summarise(*pooled((t, c) for t, s, c in scored if s == sp))["miou"]
-                for sp in sorted({s for _, s, _ in scored})}  # fmt: skip
-    per = {}
-    for t in FITZPATRICK:
-        if acc[t] or rej[t]:
-            per[t] = {"accepted": acc[t], "rejected": rej[t]}
-            if scores and t in scores["per_fitzpatrick"]:
-                per[t]["miou_vs_labels"] = scores["per_fitzpatrick"][t]["miou"]
+    subject = {it.image_id: it.subject_id for it in items}
+    table = [{"fitzpatrick": r["fitzpatrick"], "subject_id": subject.get(r["image_id"]), "accepted": ok,
+              "confusion": scored[r["image_id"]][1] if r["image_id"] in scored else None}
+             for ok, group in ((True, rows), (False, rejects)) for r in group]  # fmt: skip
+    stats = {"accepted": count(), "rejected": count(where=lambda r: not r["accepted"]),
+             "miou_vs_labels": Stat(reduce=pooled_miou, higher_is_better=True)}  # fmt: skip
+    fair = per_fitzpatrick(table, stats, where=lambda r: r["accepted"], n_boot=n_boot, digits=4)
+    by_split = {sp: _pooled_miou([c for s, c in scored.values() if s == sp]) for sp in sorted({s for s, _ in scored.values()})}
     return {
         "backend": backend,
         "total": len(items),
@@ -139,11 +142,10 @@ def parse_metrics(items, rows, rejects, scored, backend: str, seconds: float) ->
         "rejected": len(rejects),
         "rejected_by_reason": dict(sorted(Counter(r["reason"] for r in rejects).items())),
         "scored_images": len(scored),
-        "miou_vs_labels": scores["miou"] if scores else None,
-        "miou_vs_labels_gap": scores["miou_gap"] if scores else None,
+        "miou_vs_labels": _pooled_miou([c for _, c in scored.values()]),
         "miou_vs_labels_by_split": by_split,
         "ms_per_image": round(1e3 * seconds / max(1, len(items)), 2),
-        "per_fitzpatrick": per,
+        **fair,
     }
 
 
@@ -160,4 +162,4 @@ def write_plot(rows: list[dict], out: Path, curated: Path, plot_path: Path, n: i
         crop = load_rgb(curated / r["crop_path"])
         panels.append([crop, colourise(load_labels(out / r["mask_path"]))])
     if panels:
-        save_png(grid(panels, headers=("crop", "mask")), plot_path)
+        save_png(plot_path, grid(panels, headers=("crop", "mask")))

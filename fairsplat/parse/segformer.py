@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from fairsplat.labels import CELEBAMASK_CLASSES, LABEL
-from fairsplat.parse.backends import ModelBackend, Options
+from fairsplat.parse.base import ModelBackend, Options
 
 ALIASES: dict[str, str] = {
     "bg": "background", "face": "skin", "face_skin": "skin",

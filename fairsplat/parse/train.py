@@ -25,7 +25,6 @@ process; tested).
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -34,15 +33,18 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
-from tqdm import tqdm
 
-from fairsplat.labels import FITZPATRICK
+from fairsplat.labels import NUM_CLASSES
 from fairsplat.models.parser import Parser, ParserConfig, load_encoder_weights
-from fairsplat.parse.backends import ModelBackend, Options
-from fairsplat.parse.data import Item, LabelledCrops, load_labels, load_rgb
-from fairsplat.parse.metrics import confusion, pooled, summarise
-from fairsplat.train.accel import AccelConfig, build_accelerator, describe, reduce_sum, schedule_length, seed_everything
-from fairsplat.train.accel import shard, sync_buffers
+from fairsplat.parse.base import ModelBackend, Options
+from fairsplat.io.images import load_labels, load_rgb
+from fairsplat.parse.data import Item, LabelledCrops
+from fairsplat.metrics.segmentation import confusion
+from fairsplat.parse.metrics import summarise
+from fairsplat.train import loop
+from fairsplat.train.accel import AccelConfig, build_accelerator, describe, reduce_sum, seed_everything, shard, sync_buffers
+from fairsplat.train.loop import Every, LoopConfig
+from fairsplat.train.optim import OptimConfig
 
 
 @dataclass(frozen=True)
@@ -92,14 +94,6 @@ def split_items(items: Sequence[Item], cfg: TrainConfig) -> tuple[list[Item], li
     overlap = {it.image_id for it in train} & {it.image_id for it in held}
     assert not overlap, f"train and eval splits share crops: {sorted(overlap)[:3]}"
     return train, held
-
-
-def resolve_device(name: str) -> torch.device:
-    """Inference device for stage ``parse`` (its ``device`` key): auto = CUDA if present, else CPU.
-    Training does not use it: the accelerator places the model."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
 
 
 def build_model(cfg: TrainConfig) -> tuple[Parser, dict[str, Any]]:
@@ -160,59 +154,86 @@ def loss_fn(dice_weight: float, weight: torch.Tensor | None = None) -> Callable[
     return f
 
 
-def lr_at(step: int, total: int, warmup: int) -> float:
-    """Linear warm-up, then cosine decay to 0: a multiplier of the base lr."""
-    if step < warmup:
-        return (step + 1) / warmup
-    t = (step - warmup) / max(1, total - warmup)
-    return 0.5 * (1.0 + math.cos(math.pi * min(t, 1.0)))
-
-
-def train_step(accelerator, model, opt, sched, x, y, loss, jitter) -> float:
-    """One micro-batch: forward (autocast per mixed-precision), backward; the optimiser and
-    scheduler step only when ``accumulate`` says the gradients are complete."""
-    model.train()
-    if jitter is not None:
-        x = jitter(x)
-    with accelerator.accumulate(model):
-        val = loss(model(x), y)
-        accelerator.backward(val)
-        opt.step()
-        sched.step()
-        opt.zero_grad(set_to_none=True)
-    return float(val.detach())
-
-
-def evaluate(model: Parser, items: Sequence[Item], batch_size: int = 16, accelerator=None) -> dict:
+def evaluate(model: Parser, items: Sequence[Item], batch_size: int = 16, accelerator=None, n_boot: int = 1000) -> dict:
     """Pooled confusion on ``items`` at their own resolution -> summarise()'s dict (+ image count).
 
-    With an ``accelerator`` every process scores its shard and the confusion
-    matrices are summed across processes; call it on all of them.
+    With an ``accelerator`` every process scores its shard and the per-crop
+    confusions are gathered (the per-type intervals resample subjects, so they
+    need every crop's matrix, not a per-type sum); call it on all of them.
+    ``n_boot=0``: no intervals (the per-epoch watch reads only the mIoU).
     """
     backend = InMemoryBackend(model.eval(), Options(batch_size=batch_size, device=str(next(model.parameters()).device)))
-    mine = shard(accelerator, list(items))
-    pairs = []
+    items = list(items)
+    mine = shard(accelerator, items)
+    confs: dict[int, np.ndarray] = {}  # position in this process's shard -> [C, C]
     for i in range(0, len(mine), batch_size):
         chunk = mine[i : i + batch_size]
         preds = backend.predict([load_rgb(it.crop) for it in chunk])
-        for it, pred in zip(chunk, preds):
+        for k, (it, pred) in enumerate(zip(chunk, preds)):
             gt = load_labels(it.mask)
             if gt.shape != pred.shape:  # the parse stage rejects such crops; scoring cannot use them either
                 continue
-            pairs.append((it.fitzpatrick, confusion(gt, pred)))
-    conf, per_type = pooled(pairs)
-    n = len(pairs)
+            confs[i + k] = confusion(gt, pred)
+    stack = _gather(accelerator, confs, len(items))  # [N, C, C], zeros where unscored
+    rows = [{"fitzpatrick": it.fitzpatrick, "subject_id": it.subject_id, "confusion": c}
+            for it, c in zip(items, stack) if c.sum()]  # fmt: skip
+    return {**summarise(rows, n_boot=n_boot), "images": len(rows)}
+
+
+def _gather(accelerator, confs: dict[int, np.ndarray], total: int) -> np.ndarray:  # -> [total, C, C] int64
+    """Every crop's confusion on every process: each fills its shard's places (``shard`` takes
+    every n-th item from its index), then one sum across processes."""
+    stack = np.zeros((total, NUM_CLASSES, NUM_CLASSES), np.int64)  # confusion()'s default size
+    step, first = (1, 0) if accelerator is None else (accelerator.num_processes, accelerator.process_index)
+    for k, c in confs.items():
+        stack[first + k * step] = c
     if accelerator is not None and accelerator.num_processes > 1:
-        conf, per_type, n = _gather(accelerator, conf, per_type, n)
-    return {**summarise(conf, per_type), "images": n}
+        stack = reduce_sum(accelerator, stack)
+    return stack
 
 
-def _gather(accelerator, conf: np.ndarray, per_type: dict[str, np.ndarray], n: int):
-    """Sum (overall confusion, per-type confusions, image count) over processes."""
-    stack = np.stack([conf] + [per_type.get(t, np.zeros_like(conf)) for t in FITZPATRICK])  # [1 + T, C, C]
-    stack = reduce_sum(accelerator, stack)
-    n = int(reduce_sum(accelerator, np.array([n], np.int64))[0])
-    return stack[0], {t: c for t, c in zip(FITZPATRICK, stack[1:]) if c.sum()}, n
+class ParserTask:
+    """The parser as a ``fairsplat.train.loop`` task: build, one step, held-out watch."""
+
+    def __init__(self, items: Sequence[Item], cfg: TrainConfig, accelerator) -> None:
+        self.train, self.held = split_items(items, cfg)
+        if not self.train:
+            raise ValueError(f"no labelled crops in splits {cfg.train_splits}")
+        self.cfg, self.acc, self.init = cfg, accelerator, {}
+
+    def build(self, accelerator):
+        cfg = self.cfg
+        model, self.init = build_model(cfg)
+        self.data = LabelledCrops(self.train, cfg.model.size, flip=cfg.flip, seed=cfg.seed, affine=cfg.affine)
+        gen = torch.Generator().manual_seed(cfg.seed)
+        loader = torch.utils.data.DataLoader(self.data, batch_size=cfg.batch_size, shuffle=True, generator=gen)
+        weight = class_weights(self.train, len(cfg.model.labels), cfg.class_weight_power, cfg.model.size)
+        self.loss, self.jitter = loss_fn(cfg.dice_weight, weight), colour_jitter(cfg.colour_jitter)
+        return model, loader, gen
+
+    def start_epoch(self, epoch: int) -> None:
+        self.data.epoch = epoch  # per-epoch flips and affines, seeded (parse/data.py)
+
+    def train_step(self, model, batch) -> dict[str, torch.Tensor]:
+        x, y = batch  # [B, 3, S, S], [B, S, S]
+        if self.jitter is not None:
+            x = self.jitter(x)
+        return {"loss": self.loss(model(x), y)}
+
+    def evaluate(self, model) -> dict[str, float | None]:
+        if not self.held:
+            return {}
+        sync_buffers(self.acc, model)
+        return {"heldout_miou": evaluate(model, self.held, self.cfg.batch_size, self.acc, n_boot=0)["miou"]}
+
+
+def loop_config(cfg: TrainConfig) -> LoopConfig:
+    """The parser's run on the shared skeleton: AdamW on every parameter, warm-up + cosine, per-epoch log."""
+    return LoopConfig(
+        name="train_parser", epochs=cfg.epochs, schedule="cosine", warmup_frac=cfg.warmup_frac,
+        optim=OptimConfig(lr=cfg.lr, weight_decay=cfg.weight_decay),
+        log=Every(1, "epoch"), eval=Every(cfg.eval_every, "epoch"),
+    )  # fmt: skip
 
 
 def fit(items: Sequence[Item], cfg: TrainConfig, live=None, progress: bool = True, accelerator=None) -> tuple[Parser, dict]:
@@ -221,47 +242,18 @@ def fit(items: Sequence[Item], cfg: TrainConfig, live=None, progress: bool = Tru
     Call on every process; ``live`` (dvclive) only on the main one. Without an
     ``accelerator`` one is built from ``cfg.accel``.
     """
-    train, held = split_items(items, cfg)
-    if not train:
-        raise ValueError(f"no labelled crops in splits {cfg.train_splits}")
     acc = accelerator or build_accelerator(cfg.accel)
+    task = ParserTask(items, cfg, acc)
     seed_everything(cfg.seed)
-    model, init = build_model(cfg)
-    data = LabelledCrops(train, cfg.model.size, flip=cfg.flip, seed=cfg.seed, affine=cfg.affine)
-    gen = torch.Generator().manual_seed(cfg.seed)
-    loader = torch.utils.data.DataLoader(data, batch_size=cfg.batch_size, shuffle=True, generator=gen, drop_last=False)
-    loader = acc.prepare(loader)  # first: the schedule's length depends on this process's share
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    total = schedule_length(acc, len(loader), cfg.epochs)
-    warm = max(1, int(cfg.warmup_frac * total))
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_at(s, total, warm))
-    model, opt, sched = acc.prepare(model, opt, sched)
-    weight = class_weights(train, len(cfg.model.labels), cfg.class_weight_power, cfg.model.size)
-    loss, jitter = loss_fn(cfg.dice_weight, weight), colour_jitter(cfg.colour_jitter)
-    history: list[dict] = []
     t0 = time.perf_counter()
-    bar = tqdm(range(cfg.epochs), desc="train_parser", unit="epoch", disable=not (progress and acc.is_main_process))
-    for epoch in bar:
-        data.epoch = epoch
-        losses = [train_step(acc, model, opt, sched, x, y, loss, jitter) for x, y in loader]
-        row: dict[str, Any] = {"epoch": epoch + 1, "loss": _mean(acc, losses)}
-        if held and cfg.eval_every and ((epoch + 1) % cfg.eval_every == 0) and epoch + 1 < cfg.epochs:
-            net = acc.unwrap_model(model)
-            sync_buffers(acc, net)
-            row["heldout_miou"] = evaluate(net, held, cfg.batch_size, acc)["miou"]  # watched, never selected on
-        history.append(row)
-        bar.set_postfix(loss=f"{row['loss']:.3f}")
-        if live is not None:
-            for k, v in row.items():
-                if k != "epoch" and v is not None:
-                    live.log_metric(f"train_parser/{k}", v)
-            live.next_step()
+    result = loop.fit(task, loop_config(cfg), acc, live=live, progress=progress)
     train_s = time.perf_counter() - t0
-    net = acc.unwrap_model(model, keep_fp32_wrapper=False)  # fp32 forward: scored as stage parse predicts
+    history = result.history
+    net = acc.unwrap_model(result.prepared, keep_fp32_wrapper=False)  # fp32 forward: scored as stage parse predicts
     sync_buffers(acc, net)
-    scored = evaluate(net, held, cfg.batch_size, acc) if held else None
+    scored = evaluate(net, task.held, cfg.batch_size, acc) if task.held else None
     metrics = {
-        "train_images": len(train),
+        "train_images": len(task.train),
         "heldout_images": scored["images"] if scored else 0,
         "epochs": cfg.epochs,
         "train_seconds": round(train_s, 1),
@@ -269,15 +261,7 @@ def fit(items: Sequence[Item], cfg: TrainConfig, live=None, progress: bool = Tru
         "first_epoch_loss": round(history[0]["loss"], 4),
         **describe(acc),
         "effective_batch": cfg.batch_size * acc.gradient_accumulation_steps * acc.num_processes,
-        **init,
+        **task.init,
         **({k: v for k, v in scored.items() if k != "images"} if scored else {"miou": None, "miou_gap": None}),
     }
     return net.cpu().eval(), {"metrics": metrics, "history": history}
-
-
-def _mean(accelerator, losses: list[float]) -> float:
-    """Epoch mean of the micro-batch losses over all processes (one process: the plain mean)."""
-    if accelerator.num_processes == 1:
-        return float(np.mean(losses))
-    s = reduce_sum(accelerator, np.array([sum(losses), len(losses)], np.float64))
-    return float(s[0] / s[1])

@@ -1,9 +1,9 @@
 """One params model per DVC stage: ``params.yaml`` section = stage = ``stages/<name>.py``.
 
-Importing this package registers every section in ``fairsplat.config.SECTIONS``.
+A stage imports only its own model (``from fairsplat.sections.curate import
+CurateParams``) and calls ``CurateParams.load(params)``. The registry of all
+of them, ``SECTIONS`` (a plain dict), is in ``registry.py`` rather than here:
+importing one section must not import the other seven, or every stage's DVC
+deps would have to list every section (and a doc change in one section would
+re-run the whole pipeline).
 """
-
-from fairsplat.sections import head, synth  # noqa: F401
-from fairsplat.sections import curate, ingest  # noqa: F401  (stages ingest, curate)
-from fairsplat.sections import degrade, parse, train_parser  # noqa: F401  (stages train_parser, parse, degrade)
-from fairsplat.sections import track  # noqa: F401  (stage track)

@@ -8,16 +8,17 @@ min-face 128, splits 0.8/0.1/0.1.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import ClassVar, Literal
 
 from pydantic import Field, field_validator
 
-from fairsplat.config import Section, register
+from fairsplat.config import Section
 from fairsplat.faces.skin_types import SCHEMES
 
 
-@register("curate")
 class CurateParams(Section):
+    section: ClassVar[str] = "curate"
+
     size: int = Field(128, ge=16, le=4096)
     """Crop side, px. 128 matches the default SynthHeads renders (upscaling them adds
     nothing); real: 512, as seed 000."""
@@ -83,10 +84,10 @@ class CurateParams(Section):
     """ITA -> Fitzpatrick scheme (faces/skin_types.py SCHEMES). Chardon / Del Bino,
     the common one-to-one reading; the others are published variants."""
 
-    per_type: int | None = Field(48, ge=1)
-    """Crops kept per Fitzpatrick type. 48 = 3/4 of the 64 default SynthHeads renders
-    per type, so a few misclassified renders cannot cause a shortfall; real: 500
-    (seed 000: 3,000 = 6 x 500). null keeps every eligible image."""
+    per_type: int | None = Field(360, ge=1)
+    """Crops kept per Fitzpatrick type. 360 = 8/9 of the 405 default SynthHeads renders
+    per type, so misclassified renders (type accuracy ~0.95) cannot cause a shortfall;
+    real: 500 (seed 000: 3,000 = 6 x 500). null keeps every eligible image."""
 
     max_per_subject: int | None = Field(None, ge=1)
     """Cap on crops per subject (e.g. frames of one video); null = no cap."""
@@ -94,9 +95,10 @@ class CurateParams(Section):
     seed: int = Field(0, ge=0)
     """Seed of the balancing draw and of the subject-to-split assignment."""
 
-    splits: dict[str, float] = {"train": 0.5, "val": 0.25, "test": 0.25}
-    """Shares of the kept crops per split, subject-disjoint. 0.5/0.25/0.25 gives each
-    split whole identities of every type with SynthHeads' 4 per type; real: 0.8/0.1/0.1."""
+    splits: dict[str, float] = {"train": 0.78, "val": 0.11, "test": 0.11}
+    """Shares of the kept crops per split, subject-disjoint. 0.78/0.11/0.11 of SynthHeads' 45
+    identities per type: ~35 to train the generator, 5 to watch, 5 held out per type;
+    real: 0.8/0.1/0.1."""
 
     samples_per_type: int = Field(8, ge=1, le=64)
     """Crops per type in the sample grid plot."""
@@ -129,3 +131,9 @@ class CurateParams(Section):
         if not v or any(f < 0 for f in v.values()) or abs(sum(v.values()) - 1.0) > 1e-6:
             raise ValueError("split shares must be >= 0 and sum to 1")
         return v
+
+    def curate_config(self):
+        """The library's CurateConfig (fairsplat/curate/config.py)."""
+        from fairsplat.curate.config import CurateConfig
+
+        return self.to_config(CurateConfig)

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from pathlib import Path
+from typing import ClassVar
 
-from fairsplat.config import Section, register
+from pydantic import Field, model_validator
+
+from fairsplat.config import Section
 
 
-@register("head")
 class HeadParams(Section):
+    section: ClassVar[str] = "head"
+
     flame_path: str | None = None
     """A FLAME 2020/2023 model (.pkl or .npz). null = the procedural default head,
     which needs no download and carries labels and a landmark embedding."""
@@ -39,3 +43,27 @@ class HeadParams(Section):
 
     uv_resolution: int = Field(128, ge=8, le=1024)
     """UV grid of the preview's Gaussian binding (seed 003 uses 256)."""
+
+    @model_validator(mode="after")
+    def _check(self) -> HeadParams:
+        """Key combinations and files, checked before any work (``fairsplat validate`` too)."""
+        if self.flame_path is None:
+            for key in ("landmark_path", "uv_path", "masks_path"):
+                if getattr(self, key) is not None:
+                    raise ValueError(f"head.{key.replace('_', '-')}: only used with head.flame-path; set that too")
+            from fairsplat.head.procedural_expr import EXPRESSION_NAMES
+
+            if self.n_expr > len(EXPRESSION_NAMES):
+                raise ValueError(f"head.n-expr: the procedural head has {len(EXPRESSION_NAMES)} expression "
+                                 f"components ({', '.join(EXPRESSION_NAMES)}), got {self.n_expr}")  # fmt: skip
+        for key in ("flame_path", "landmark_path", "uv_path", "masks_path"):
+            value = getattr(self, key)
+            if value is not None and not Path(value).is_file():
+                raise ValueError(f"head.{key.replace('_', '-')}: file not found: {value}")
+        return self
+
+    def head_config(self):
+        """The library's HeadConfig (fairsplat/head/asset.py)."""
+        from fairsplat.head.asset import HeadConfig
+
+        return self.to_config(HeadConfig)

@@ -8,19 +8,20 @@ to be rendered. Layouts: ``fairsplat/sources/<source>.py`` and the README.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import ClassVar, Literal
 
 from pydantic import Field, model_validator
 
-from fairsplat.config import Section, register
+from fairsplat.config import Section
 
 _FOLDER_ONLY = ("labels_csv", "labels_columns")
 _FAIRFACE_ONLY = ("fairface_splits",)
 _CELEBVHQ_ONLY = ("clips_dir",)
 
 
-@register("ingest")
 class IngestParams(Section):
+    section: ClassVar[str] = "ingest"
+
     source: Literal["synth", "folder", "fairface", "celebahq", "celebvhq"] = "synth"
     """Dataset adapter. synth (SynthHeads, rendered by stage synth) is the default
     because no real dataset can be downloaded here and it has exact ground truth."""
@@ -67,3 +68,9 @@ class IngestParams(Section):
         if not self.fairface_splits:
             raise ValueError("ingest.fairface-splits: give at least one of train, val")
         return self
+
+    def ingest_config(self):
+        """The library's IngestConfig (fairsplat/sources/config.py)."""
+        from fairsplat.sources.config import IngestConfig
+
+        return self.to_config(IngestConfig)

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import ClassVar, Literal
 
 from pydantic import Field, model_validator
 
-from fairsplat.config import Section, register
+from fairsplat.config import Section
 
 
-@register("parse")
 class ParseParams(Section):
+    section: ClassVar[str] = "parse"
+
     backend: Literal["trained", "segformer", "ground_truth"] = "trained"
     """trained: the smp net from train_parser (works on any crop, scored against SynthHeads
     labels); segformer: your pretrained checkpoint dir; ground_truth: the crops' own label maps."""

@@ -2,20 +2,25 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from pydantic import Field, field_validator, model_validator
 
-from fairsplat.config import Section, register
+from fairsplat.config import Section
 
 
-@register("synth")
 class SynthParams(Section):
-    identities: int = Field(24, ge=6)
-    """Number of identities; a multiple of 6 so every Fitzpatrick type gets the same count."""
+    section: ClassVar[str] = "synth"
 
-    frames: int = Field(4, ge=1)
+    identities: int = Field(270, ge=6)
+    """Number of identities; a multiple of 6 so every Fitzpatrick type gets the same count. 270 (45 per
+    type): a one-shot generator needs >= 200 training identities to learn more than memorised faces,
+    and >= 4 held-out identities per type make per-type bootstrap CIs mean something (issue 11)."""
+
+    frames: int = Field(3, ge=1)
     """Frames per identity (talking-like motion over time; frame 0 is near neutral)."""
 
-    views: list[list[float]] = [[0.0, 0.0], [30.0, 0.0], [-30.0, 0.0], [0.0, 20.0]]
+    views: list[list[float]] = [[0.0, 0.0], [30.0, 0.0], [-30.0, 0.0]]
     """Cameras as [yaw, pitch] degrees; the first must be frontal [0, 0]."""
 
     size: int = Field(128, ge=32, le=2048)
@@ -36,10 +41,10 @@ class SynthParams(Section):
     temperature_jitter: float = Field(0.03, ge=0.0, le=0.2)
     """Colour temperature as R/B gains (1+t, 1, 1-t), t ~ U(-j, j): mild."""
 
-    train_frac: float = Field(0.5, gt=0.0, lt=1.0)
+    train_frac: float = Field(0.78, gt=0.0, lt=1.0)
     """Share of each type's identities in train (identity-disjoint splits)."""
 
-    val_frac: float = Field(0.25, ge=0.0, lt=1.0)
+    val_frac: float = Field(0.11, ge=0.0, lt=1.0)
     """Share in val; the rest is test."""
 
     seed: int = Field(0, ge=0)
@@ -69,3 +74,9 @@ class SynthParams(Section):
         if self.train_frac + self.val_frac >= 1.0:
             raise ValueError("train-frac + val-frac must leave a test share")
         return self
+
+    def synth_config(self):
+        """The library's SynthConfig (fairsplat/synth/config.py)."""
+        from fairsplat.synth.config import SynthConfig
+
+        return self.to_config(SynthConfig, views=tuple(tuple(v) for v in self.views))

@@ -30,7 +30,7 @@ Missing = list[tuple[str, str]]  # (reference, reason)
 class Source:
     iter_records: Callable[..., Iterator[Record]]
     layout: str  # expected directory layout, shown in errors and docs
-    options: Callable[[Any, Path, Missing], dict]  # (IngestParams, out_dir, missing) -> kwargs
+    options: Callable[[Any, Path, Missing], dict]  # (IngestConfig, out_dir, missing) -> kwargs
 
 
 SOURCES: dict[str, Source] = {

@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from fairsplat.faces.imageio import save_png
+from fairsplat.io.images import save_png
 from fairsplat.labels import CELEBAMASK_CLASSES
 from fairsplat.sources.manifest import Record, require
 

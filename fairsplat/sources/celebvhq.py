@@ -26,7 +26,7 @@ from pathlib import Path
 import av
 import numpy as np
 
-from fairsplat.faces.imageio import save_png
+from fairsplat.io.images import save_png
 from fairsplat.sources.manifest import DatasetMissing, Record, require
 
 NAME = "celebvhq"

@@ -22,18 +22,18 @@ from dataclasses import replace
 from pathlib import Path
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 from tqdm import tqdm
 
-from fairsplat.io.atomic import atomic_path
+from fairsplat.io.tables import write_table
 from fairsplat.labels import FITZPATRICK
-from fairsplat.sections.ingest import IngestParams
+from fairsplat.metrics.fairness import Stat, count, per_fitzpatrick
+from fairsplat.sources.config import IngestConfig
 from fairsplat.sources import SOURCES, Missing, Record, write_manifest
 
 MISSING_SCHEMA = pa.schema([("ref", pa.string()), ("reason", pa.string())])
 
 
-def collect(cfg: IngestParams, out_dir: str | Path) -> tuple[list[Record], Missing]:
+def collect(cfg: IngestConfig, out_dir: str | Path) -> tuple[list[Record], Missing]:
     """Records of ``cfg.source`` under ``cfg.path`` (first ``cfg.limit``), and what was missing."""
     src = SOURCES[cfg.source]
     missing: Missing = []
@@ -46,7 +46,7 @@ def collect(cfg: IngestParams, out_dir: str | Path) -> tuple[list[Record], Missi
     return records, missing
 
 
-def ingest_metrics(records: Sequence[Record], missing: Missing, cfg: IngestParams) -> dict:
+def ingest_metrics(records: Sequence[Record], missing: Missing, cfg: IngestConfig) -> dict:
     """Counts for ``metrics/ingest.json``; ``per_fitzpatrick`` only where ground truth exists."""
     out: dict = {
         "source": cfg.source,
@@ -61,17 +61,15 @@ def ingest_metrics(records: Sequence[Record], missing: Missing, cfg: IngestParam
     }
     reasons = Counter(reason.split(":")[0] for _, reason in missing)
     out |= {f"rejected_{k}": v for k, v in sorted(reasons.items())}
-    gt = Counter(r.fitzpatrick_gt for r in records if r.fitzpatrick_gt)
-    if gt:
-        subj = {t: len({r.subject_id for r in records if r.fitzpatrick_gt == t}) for t in FITZPATRICK}
-        out["per_fitzpatrick"] = {t: {"images": gt.get(t, 0), "subjects": subj[t]} for t in FITZPATRICK}
+    if any(r.fitzpatrick_gt for r in records):  # counts only: exact, so no intervals (metrics/fairness.py)
+        rows = [{"fitzpatrick": r.fitzpatrick_gt, "subject_id": r.subject_id} for r in records]
+        stats = {"images": count(), "subjects": Stat(reduce=lambda rs: len({r["subject_id"] for r in rs}), ci=False)}
+        out |= per_fitzpatrick(rows, stats, types=FITZPATRICK)
     return out
 
 
 def write_missing(missing: Missing, path: str | Path) -> None:
-    table = pa.Table.from_pylist([{"ref": r, "reason": why} for r, why in missing], schema=MISSING_SCHEMA)
-    with atomic_path(path, suffix=".parquet") as tmp:
-        pq.write_table(table, tmp)
+    write_table([{"ref": r, "reason": why} for r, why in missing], MISSING_SCHEMA, path)
 
 
 def relocate(records: list[Record], tmp: Path, final: Path) -> list[Record]:
@@ -84,7 +82,7 @@ def relocate(records: list[Record], tmp: Path, final: Path) -> list[Record]:
     return [replace(r, path=move(r.path), mask_path=move(r.mask_path), alpha_path=move(r.alpha_path)) for r in records]
 
 
-def run_ingest(cfg: IngestParams, out_dir: str | Path, final_dir: str | Path | None = None) -> dict:
+def run_ingest(cfg: IngestConfig, out_dir: str | Path, final_dir: str | Path | None = None) -> dict:
     """Collect, write the manifest and the missing table into ``out_dir``; return metrics.
 
     ``final_dir``: where ``out_dir`` ends up (the stage writes into a temporary

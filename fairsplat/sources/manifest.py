@@ -43,7 +43,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from fairsplat.io.atomic import atomic_path
+from fairsplat.io.tables import write_table
 from fairsplat.labels import FITZPATRICK
 
 SCHEMA = pa.schema(
@@ -119,10 +119,7 @@ def write_manifest(records: Iterable[Record], path: str | Path) -> int:
     if len(set(ids)) != len(ids):
         dup = sorted(i for i, n in Counter(ids).items() if n > 1)[:5]
         raise ValueError(f"duplicate image_id in manifest: {dup}")
-    table = pa.Table.from_pylist(rows, schema=SCHEMA)
-    with atomic_path(path, suffix=".parquet") as tmp:
-        pq.write_table(table, tmp)
-    return len(rows)
+    return write_table(rows, SCHEMA, path)
 
 
 def read_manifest(path: str | Path) -> list[Record]:

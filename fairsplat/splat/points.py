@@ -11,6 +11,12 @@ poses them:
     x = sum_j w_j G_j (v_shaped + posedirs(pose) + offset)        (FLAME's LBS)
     q = normalise(sum_j w_j q_j) ⊗ q_canonical,   s = s_canonical
 
+``max_points`` keeps a farthest-point subset of the vertices (a CPU-sized
+LAM: query tokens and Gaussians scale with the point count). The skeleton is
+still regressed from the whole shaped mesh, so a subset poses exactly as the
+same vertices of the full head do; only the point spacing, and with it the
+canonical size, grows.
+
 ``offset`` is a canonical-space displacement (LAM predicts one per point); it
 rides along with the skinning but does not move the skeleton. The rotation of
 a point is the linear blend of its joints' rotations as quaternions (all in
@@ -40,6 +46,7 @@ class PointBinding:
     local_quats: Tensor  # [G, 4] wxyz canonical orientation: local y is the vertex normal
     local_log_scales: Tensor  # [G, 3] log std in metres (x, z in-plane, y along the normal)
     levels: int
+    point_ids: Tensor | None = None  # [G] long: the head vertices kept; None = all of them
 
     def __len__(self) -> int:
         return self.local_quats.shape[0]
@@ -60,10 +67,30 @@ def _vertex_frames(verts: np.ndarray, faces: np.ndarray) -> tuple[np.ndarray, np
     return normals, total / np.maximum(count, 1.0)
 
 
-def subdivided_binding(head, levels: int = 1, thickness: float = 0.1) -> PointBinding:
+def farthest_points(points: np.ndarray, k: int) -> np.ndarray:  # [V, 3] -> [k] indices, sorted
+    """Deterministic farthest-point sampling from vertex 0: an even spread over the surface."""
+    k = min(k, len(points))
+    chosen = np.zeros(k, np.int64)
+    dist = np.full(len(points), np.inf)
+    for i in range(1, k):
+        dist = np.minimum(dist, np.linalg.norm(points - points[chosen[i - 1]], axis=1))
+        chosen[i] = int(np.argmax(dist))
+    return np.sort(chosen)
+
+
+def _subset_spacing(points: np.ndarray, neighbours: int = 4) -> np.ndarray:  # [G, 3] -> [G]
+    """Mean distance to the nearest kept points: the edge length a subset's Gaussians must bridge."""
+    from scipy.spatial import cKDTree
+
+    d, _ = cKDTree(points).query(points, k=neighbours + 1)
+    return d[:, 1:].mean(axis=1)
+
+
+def subdivided_binding(head, levels: int = 1, thickness: float = 0.1, max_points: int | None = None) -> PointBinding:
     """Subdivide ``head`` ``levels`` times and give every vertex a flat, surface-aligned Gaussian.
 
-    In-plane std = half the mean incident edge length, so neighbours overlap at
+    In-plane std = half the mean incident edge length (of the kept subset's
+    spacing when ``max_points`` thins the vertices), so neighbours overlap at
     about 2 sigma and the surface reads as closed; ``thickness`` sets the
     normal-axis std as a fraction of it (surfel-like, as the UV binding).
     """
@@ -71,9 +98,15 @@ def subdivided_binding(head, levels: int = 1, thickness: float = 0.1) -> PointBi
         raise ValueError(f"levels must be >= 0, got {levels}")
     if not 0 < thickness <= 1:
         raise ValueError(f"thickness must be in (0, 1], got {thickness}")
+    if max_points is not None and max_points < 8:
+        raise ValueError(f"max_points must be >= 8 or None, got {max_points}")
     sub = subdivide_head(head, levels)
     verts = sub.v_template.astype(np.float64)
     normals, edge = _vertex_frames(verts, sub.faces)
+    ids = None
+    if max_points is not None and max_points < len(verts):
+        ids = farthest_points(verts, max_points)
+        verts, normals, edge = verts[ids], normals[ids], _subset_spacing(verts[ids])
     n = normals / np.maximum(np.linalg.norm(normals, axis=1, keepdims=True), 1e-30)
     n[np.linalg.norm(normals, axis=1) < 1e-30] = (0.0, 0.0, 1.0)  # isolated vertices: any frame
     helper = np.where(np.abs(n[:, [0]]) < 0.9, [[1.0, 0.0, 0.0]], [[0.0, 1.0, 0.0]])
@@ -83,7 +116,8 @@ def subdivided_binding(head, levels: int = 1, thickness: float = 0.1) -> PointBi
     quats = matrix_to_quat(torch.as_tensor(rot, dtype=torch.float32))
     std = np.maximum(0.5 * edge, 1e-8)
     log_scales = np.log(np.stack([std, thickness * std, std], axis=1))
-    return PointBinding(sub, quats, torch.as_tensor(log_scales, dtype=torch.float32), levels)
+    point_ids = None if ids is None else torch.as_tensor(ids)
+    return PointBinding(sub, quats, torch.as_tensor(log_scales, dtype=torch.float32), levels, point_ids)
 
 
 def _joint_quats(rot: Tensor) -> Tensor:  # [B, J, 3, 3] -> [B, J, 4] wxyz with w >= 0
@@ -113,26 +147,31 @@ def points_to_world(
     local_log_scales: Tensor | None = None,  # [B?, G, 3]
 ) -> tuple[Tensor, Tensor, Tensor]:  # means [B, G, 3], quats [B, G, 4], scales [B, G, 3]
     """Pose the points with the FLAME layer's own blendshapes, correctives and skinning weights."""
-    if layer.v_template.shape[0] != len(binding):
-        raise ValueError(f"layer: has {layer.v_template.shape[0]} vertices, the binding {len(binding)} points")
+    n_layer = layer.v_template.shape[0]
+    if n_layer != len(binding.head.v_template):
+        raise ValueError(f"layer: has {n_layer} vertices, the binding's head {len(binding.head.v_template)}")
     b = next((x.shape[0] for x in (shape, expr, pose, transl) if x is not None), 1)
     like = layer.v_template
     coeffs = torch.cat([_pad(shape, b, layer.n_shape, "shape", like), _pad(expr, b, layer.n_expr, "expr", like)], 1)
     pose = _pad(pose, b, 3 * layer.n_joints, "pose", like, exact=True)
-    v_shaped = layer.v_template + blend_shapes(coeffs, layer.dirs)  # [B, G, 3]
-    joints = torch.einsum("jv,bvc->bjc", layer.j_regressor, v_shaped)  # [B, J, 3] skeleton ignores offsets
+    v_full = layer.v_template + blend_shapes(coeffs, layer.dirs)  # [B, V, 3]
+    joints = torch.einsum("jv,bvc->bjc", layer.j_regressor, v_full)  # [B, J, 3] skeleton ignores offsets
+    ids = binding.point_ids
+    v_shaped = v_full if ids is None else v_full[:, ids]  # [B, G, 3]
+    posedirs = layer.posedirs if ids is None else layer.posedirs.reshape(-1, n_layer, 3)[:, ids].reshape(-1, 3 * len(ids))
+    weights = layer.lbs_weights if ids is None else layer.lbs_weights[ids]  # [G, J]
     rots = rodrigues(pose.reshape(b, layer.n_joints, 3))  # [B, J, 3, 3]
     eye = torch.eye(3, dtype=pose.dtype, device=pose.device)
-    v_posed = v_shaped + ((rots[:, 1:] - eye).reshape(b, -1) @ layer.posedirs).reshape(v_shaped.shape)
+    v_posed = v_shaped + ((rots[:, 1:] - eye).reshape(b, -1) @ posedirs).reshape(v_shaped.shape)
     if offsets is not None:
         v_posed = v_posed + offsets
     _, skin = rigid_transforms(rots, joints, layer.parents)  # [B, J, 4, 4]
-    blend = torch.einsum("vj,bjrc->bvrc", layer.lbs_weights, skin[:, :, :3, :])  # [B, G, 3, 4]
+    blend = torch.einsum("vj,bjrc->bvrc", weights, skin[:, :, :3, :])  # [B, G, 3, 4]
     means = (blend[..., :3] @ v_posed[..., None])[..., 0] + blend[..., 3]  # [B, G, 3]
     if transl is not None:
         means = means + _pad(transl, b, 3, "transl", like, exact=True)[:, None]
     q_joint = _joint_quats(skin[:, :, :3, :3])  # [B, J, 4]
-    q_point = F.normalize(torch.einsum("vj,bjk->bvk", layer.lbs_weights, q_joint), dim=-1)  # [B, G, 4]
+    q_point = F.normalize(torch.einsum("vj,bjk->bvk", weights, q_joint), dim=-1)  # [B, G, 4]
     lq = binding.local_quats if local_quats is None else local_quats
     ls = binding.local_log_scales if local_log_scales is None else local_log_scales
     quats = quat_multiply(q_point, lq.to(q_point))

@@ -104,12 +104,12 @@ def render_panels(head, size: int = 256, uv_resolution: int = 128) -> np.ndarray
 
 def save_preview(head, path: Path, size: int = 256, uv_resolution: int = 128) -> float:
     """Render the panels to ``path`` (PNG); returns milliseconds per panel."""
-    from PIL import Image
+    from fairsplat.io.images import save_png
 
     t0 = time.perf_counter()
     img = render_panels(head, size, uv_resolution)
     ms = (time.perf_counter() - t0) * 1000 / 4
-    Image.fromarray(img).save(path, format="PNG")
+    save_png(path, img)
     return round(ms, 1)
 
 

@@ -7,6 +7,10 @@ Layout of the output directory::
     labels/<identity>/f<frame>_v<view>.png   CelebAMask-HQ ids (uint8)
     manifest.parquet                         one row per image (columns below)
     identities.parquet                       one row per identity
+    ita_check.parquet                        frontal views: measured vs ground-truth ITA (stage synth)
+
+Schemas: :data:`MANIFEST_SCHEMA`, :data:`IDENTITIES_SCHEMA`, :data:`ITA_CHECK_SCHEMA`
+(written with :func:`fairsplat.io.tables.write_table`).
 
 Manifest columns: image_id, identity_id, split, frame, view, yaw, pitch,
 fitzpatrick, ita_gt, skin_lab [3], skin_rgb [3], rgb_path, alpha_path,
@@ -23,13 +27,12 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
 import torch
-from PIL import Image
 from tqdm import tqdm
 
+from fairsplat.io.images import SMALL_PNG, save_png
 from fairsplat.labels import FITZPATRICK
-from fairsplat.sections.synth import SynthParams
+from fairsplat.synth.config import SynthConfig
 from fairsplat.splat.binding import uv_grid_binding
 from fairsplat.splat.camera import intrinsics, look_at
 from fairsplat.synth.appearance import build_appearance
@@ -37,6 +40,28 @@ from fairsplat.synth.identity import sample_identity
 from fairsplat.synth.motion import frame_params
 from fairsplat.synth.render import render_frame
 from fairsplat.synth.scene import background, orbit_eye, sample_light
+
+
+S, I64, F64, B = pa.string(), pa.int64(), pa.float64(), pa.bool_()
+_vec = pa.list_(F64)  # variable length: S shape and E expression components depend on the head
+MANIFEST_SCHEMA = pa.schema([
+    ("image_id", S), ("identity_id", S), ("split", S), ("frame", I64), ("view", I64), ("yaw", F64), ("pitch", F64),
+    ("fitzpatrick", S), ("ita_gt", F64), ("skin_lab", _vec), ("skin_rgb", _vec), ("rgb_path", S), ("alpha_path", S),
+    ("label_path", S), ("landmarks", _vec), ("visible", pa.list_(B)), ("shape", _vec), ("expr", _vec), ("pose", _vec),
+    ("viewmat", _vec), ("K", _vec), ("light_ambient", F64), ("light_dir", _vec), ("light_tint", _vec),
+    ("background", S), ("size", I64),
+])  # fmt: skip
+"""``manifest.parquet``; the types pyarrow inferred before there was a schema, so files are unchanged."""
+IDENTITIES_SCHEMA = pa.schema([
+    ("identity_id", S), ("fitzpatrick", S), ("ita", F64), ("skin_lab", _vec), ("skin_rgb", _vec), ("lip_rgb", _vec),
+    ("hair", S), ("hair_rgb", _vec), ("hair_coverage", F64), ("hair_volume", F64), ("brow_rgb", _vec), ("iris", S),
+    ("iris_rgb", _vec), ("shape", _vec), ("split", S),
+])  # fmt: skip
+"""``identities.parquet``: :class:`~fairsplat.synth.identity.Identity` fields plus ``split``."""
+ITA_CHECK_SCHEMA = pa.schema([
+    ("image_id", S), ("fitzpatrick", S), ("ita_gt", F64), ("ita_measured", F64), ("class_measured", S), ("agree", B),
+])  # fmt: skip
+"""``ita_check.parquet``: rows of :func:`fairsplat.synth.report.ita_consistency` (frontal views)."""
 
 
 def _rng(seed: int, *keys: int) -> np.random.Generator:
@@ -67,11 +92,6 @@ def expression_semantics(head) -> dict[str, int]:
     return {name: i for i, name in enumerate(EXPRESSION_NAMES)}
 
 
-def _save(path: Path, arr: np.ndarray) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(arr).save(path, format="PNG", optimize=False)
-
-
 @contextmanager
 def one_torch_thread():
     """Run torch single-threaded inside the block, then restore.
@@ -89,13 +109,13 @@ def one_torch_thread():
         torch.set_num_threads(n)
 
 
-def build(head, cfg: SynthParams, out: Path) -> tuple[pa.Table, pa.Table, dict]:
+def build(head, cfg: SynthConfig, out: Path) -> tuple[pa.Table, pa.Table, dict]:
     """Render the whole set into ``out`` (a fresh directory); returns tables and timing."""
     with one_torch_thread():
         return _build(head, cfg, out)
 
 
-def _build(head, cfg: SynthParams, out: Path) -> tuple[pa.Table, pa.Table, dict]:
+def _build(head, cfg: SynthConfig, out: Path) -> tuple[pa.Table, pa.Table, dict]:
     from fairsplat.head.flame import FlameLayer
 
     flame = FlameLayer(head)
@@ -130,7 +150,7 @@ def _build(head, cfg: SynthParams, out: Path) -> tuple[pa.Table, pa.Table, dict]
                 render_s += time.perf_counter() - t0
                 rel = f"{ident.identity_id}/f{f:02d}_v{v:02d}.png"
                 for sub, arr in (("images", fr.rgb), ("alpha", fr.alpha), ("labels", fr.labels)):
-                    _save(out / sub / rel, arr)
+                    save_png(out / sub / rel, arr, compress_level=SMALL_PNG, atomic=False)  # out: an atomic_dir
                 rows.append({
                     "image_id": f"{ident.identity_id}_f{f:02d}_v{v:02d}", "identity_id": ident.identity_id,
                     "split": split, "frame": f, "view": v, "yaw": float(yaw), "pitch": float(pitch),
@@ -147,8 +167,4 @@ def _build(head, cfg: SynthParams, out: Path) -> tuple[pa.Table, pa.Table, dict]
     bar.close()
     id_rows = [{**x.to_row(), "split": s} for x, s in zip(idents, splits)]
     timing = {"render_ms_per_image": 1000 * render_s / max(total, 1), "gaussians": len(binding)}
-    return pa.Table.from_pylist(rows), pa.Table.from_pylist(id_rows), timing
-
-
-def write_table(table: pa.Table, path: Path) -> None:
-    pq.write_table(table, path, compression="zstd")
+    return pa.Table.from_pylist(rows, schema=MANIFEST_SCHEMA), pa.Table.from_pylist(id_rows, schema=IDENTITIES_SCHEMA), timing

@@ -11,7 +11,7 @@ Running it: ``sources`` (SynthHeads, curated crops, photos as ``Items``),
 ``video`` (decode, detect, clips, jitter), ``run`` (batching by subject,
 interpolation of failed clip frames, rejects), ``evaluate`` (NME, SynthHeads
 parameter errors, per-Fitzpatrick tables), ``tables`` (the Parquet outputs),
-``plots`` and ``pipeline`` (the ``track`` stage's work). ``synthetic`` makes
-problems with known answers and ``toy_head`` a tiny FLAME-format head, for
-tests and benchmarks.
+``plots`` and ``pipeline`` (the ``track`` stage's work). Problems with known
+answers and a tiny FLAME-format head, for tests and benchmarks, are in
+``fairsplat.testing`` (``track_problems``, ``toy_head``).
 """

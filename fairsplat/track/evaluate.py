@@ -1,8 +1,8 @@
 """Accuracy of a track run: landmark NME, SynthHeads parameter errors, per-Fitzpatrick tables.
 
-NME: mean over the 68 landmarks of the pixel distance, divided by the
-inter-ocular distance (outer eye corners 36 and 45, the 300-W convention) of
-the reference. On SynthHeads the reference is the ground-truth projection of
+NME (:mod:`fairsplat.metrics.landmarks`): mean over the 68 landmarks of the
+pixel distance, divided by the inter-ocular distance (outer eye corners 36 and
+45, the 300-W convention) of the reference. On SynthHeads the reference is the ground-truth projection of
 all 68 embedded landmarks, hidden ones included, so a fit is judged also on
 points it had to infer; with ``dlib`` targets the fitted landmarks (not dlib's)
 are compared, and dlib's own NME is reported beside them.
@@ -16,6 +16,12 @@ Parameter errors compare things that are defined whatever the camera:
 - ``lmk3d_mm``: mean 3D landmark distance in the camera frame, millimetres
   (depth and face size trade against each other in one image, so this is
   larger than the 2D error suggests).
+
+Per-type tables go through :func:`fairsplat.metrics.fairness.per_fitzpatrick`:
+means over fitted rows with intervals resampling subjects (a SynthHeads
+identity's views and frames move together), and worst / best / gap / ratio for
+the errors (lower is better). ``nme_type_gap`` (worst / best - 1) is kept
+beside the table's ``nme_gap`` / ``nme_ratio`` for ``dvc metrics diff``.
 """
 
 from __future__ import annotations
@@ -24,26 +30,18 @@ import numpy as np
 import torch
 
 from fairsplat.head.lbs import rodrigues
-from fairsplat.labels import FITZPATRICK
+from fairsplat.metrics.fairness import Stat, count, per_fitzpatrick
+from fairsplat.metrics.landmarks import inter_ocular, nme
 from fairsplat.track.camera import FLIP, rotation_angle_deg
 from fairsplat.track.landmarks import LandmarkFlame
 from fairsplat.track.run import TrackRun
 from fairsplat.track.sources import OK, Items
 
+__all__ = ["ROW_METRICS", "head_rotation", "inter_ocular", "nme", "summarise", "synth_errors"]  # nme: re-exported
+
 ROW_METRICS = ("nme", "nme_detector", "rot_deg", "jaw_deg", "expr_mae", "expr_mae_zero", "lmk3d_mm")
-
-
-def inter_ocular(lmk: np.ndarray) -> np.ndarray:  # [N, 68, 2] -> [N]
-    return np.linalg.norm(lmk[:, 36] - lmk[:, 45], axis=-1)
-
-
-def nme(pred: np.ndarray, ref: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:  # [N, 68, 2] x2 -> [N]
-    """Per-row NME over landmarks in ``mask`` [N, 68] (all when None); NaN where undefined."""
-    d = np.linalg.norm(pred - ref, axis=-1)  # [N, 68]
-    m = np.ones(d.shape, bool) if mask is None else mask.astype(bool)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        per = np.where(m, d, 0.0).sum(1) / m.sum(1) / inter_ocular(ref)
-    return np.where(m.sum(1) > 0, per, np.nan)
+BASELINES = ("expr_mae_zero",)
+"""Per-row columns that are reference points, not errors of the fit: no worst/best/gap."""
 
 
 def head_rotation(pose: torch.Tensor, view_rot: torch.Tensor) -> torch.Tensor:  # [N, 15], [N, 3, 3] -> [N, 3, 3]
@@ -81,22 +79,37 @@ def _mean(a: np.ndarray) -> float | None:
     return float(a.mean()) if a.size else None
 
 
-def summarise(per_row: dict[str, np.ndarray], fitzpatrick: list[str | None], fitted: np.ndarray) -> dict:
-    """Means over fitted rows, plus ``per_fitzpatrick`` and the worst-to-best NME gap."""
+def _table_rows(per_row: dict[str, np.ndarray], fitzpatrick: list[str | None], fitted: np.ndarray,
+                subjects: list | None, detection: np.ndarray | None) -> list[dict]:  # fmt: skip
+    """One row per image: errors only where fitted (NaN elsewhere), detection where the detector ran."""
+    cols = {k: np.where(fitted, v, np.nan) for k, v in per_row.items()}
+    if detection is not None:
+        cols["detection_rate"] = detection
+    return [{"fitzpatrick": t, "subject_id": None if subjects is None else subjects[i], "fitted": bool(fitted[i]),
+             **{k: float(v[i]) for k, v in cols.items()}} for i, t in enumerate(fitzpatrick)]  # fmt: skip
+
+
+def summarise(per_row: dict[str, np.ndarray], fitzpatrick: list[str | None], fitted: np.ndarray,
+              subjects: list | None = None, detection: np.ndarray | None = None, n_boot: int = 1000) -> dict:  # fmt: skip
+    """Means over fitted rows, plus the ``per_fitzpatrick`` table and the worst-to-best NME gap.
+
+    ``subjects`` [N]: who each row shows (without it every row is its own subject);
+    ``detection`` [N]: 1/0 where the detector found a face or not, NaN where it did
+    not run: becomes the per-type ``detection_rate``.
+    """
     out = {k: _mean(v[fitted]) for k, v in per_row.items()}
     if "nme" in per_row and fitted.any():
         out["nme_p90"] = float(np.nanpercentile(per_row["nme"][fitted], 90))
-    types = np.array([t or "" for t in fitzpatrick], object)
-    per = {}
-    for t in FITZPATRICK:
-        rows = types == t
-        if not rows.any():
-            continue
-        per[t] = {"images": int(rows.sum()), "fitted": int((rows & fitted).sum())}
-        per[t] |= {k: _mean(v[rows & fitted]) for k, v in per_row.items()}
-    if per:
-        out["per_fitzpatrick"] = per
-    if per and "nme" in per_row:
-        vals = [p["nme"] for p in per.values() if p.get("nme") is not None]
+    rows = _table_rows(per_row, fitzpatrick, fitted, subjects, detection)
+    stats: dict[str, Stat] = {"images": count(), "fitted": Stat(reduce=lambda rs: sum(r["fitted"] for r in rs), ci=False)}
+    stats |= {k: Stat(column=k, higher_is_better=None if k in BASELINES else False) for k in per_row}
+    if detection is not None:
+        stats["detection_rate"] = Stat(column="detection_rate", higher_is_better=True)
+    table = per_fitzpatrick(rows, stats, n_boot=n_boot)
+    if not table["per_fitzpatrick"]:
+        return out
+    out |= table
+    if "nme" in per_row:
+        vals = [p["nme"] for p in table["per_fitzpatrick"].values() if p.get("nme") is not None]
         out["nme_type_gap"] = float(max(vals) / min(vals) - 1) if len(vals) > 1 and min(vals) > 0 else None
     return out

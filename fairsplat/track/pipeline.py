@@ -17,8 +17,10 @@ import numpy as np
 import torch
 
 from fairsplat.head.model import HeadModel
+from fairsplat.io.tables import write_table
 from fairsplat.track import plots, tables
 from fairsplat.track.evaluate import nme, summarise, synth_errors
+from fairsplat.track.config import TrackConfig
 from fairsplat.track.fit import Fitter, flame_landmarks_2d
 from fairsplat.track.landmarks import LandmarkFlame
 from fairsplat.track.run import TrackRun, fit_config, run_fit, subject_keys
@@ -26,7 +28,8 @@ from fairsplat.track.sources import OK, Items, load_curated, load_photos, load_s
 from fairsplat.track.video import jitter, load_videos
 
 LOADERS: dict[str, Callable] = {
-    "synth": lambda path, cfg, detect: load_synth(path, cfg.landmarks, detect, keep_images=cfg.photometric),
+    "synth": lambda path, cfg, detect: load_synth(path, cfg.landmarks, detect, keep_images=cfg.photometric,
+                                                  splits=cfg.synth_splits),
     "curated": lambda path, cfg, detect: load_curated(path, cfg.fov_deg),
     "videos": lambda path, cfg, detect: load_videos(path, cfg.fov_deg, cfg.video_fps, cfg.max_frames, detect,
                                                     keep_images=cfg.photometric),  # fmt: skip
@@ -37,7 +40,7 @@ LOADERS: dict[str, Callable] = {
 LANDMARK_SOURCE = {"synth": None, "curated": "curate", "videos": "dlib", "photos": "dlib"}
 
 
-def refine_photometric(items: Items, run: TrackRun, head: HeadModel, model: LandmarkFlame, cfg) -> dict[str, float]:
+def refine_photometric(items: Items, run: TrackRun, head: HeadModel, model: LandmarkFlame, cfg: TrackConfig) -> dict[str, float]:
     """Photometric refinement of every fitted, non-interpolated row that has pixels, one subject at a time."""
     from fairsplat.track.photometric import PhotoConfig, PhotometricRefiner
 
@@ -78,11 +81,9 @@ def evaluate(name: str, items: Items, run: TrackRun, model: LandmarkFlame) -> tu
     errors = synth_errors(items, run, model) if "landmarks" in items.gt else {}
     self_nme = np.where(ok, nme(run.landmarks2d, items.targets, items.visible), np.nan)
     per_row = {"nme_target": self_nme, **errors}
-    out |= summarise(per_row, items.fitzpatrick, fitted)
-    types = np.array([t or "" for t in items.fitzpatrick], object)
-    for t, row in out.get("per_fitzpatrick", {}).items():  # dlib misses by skin type: a fairness figure of its own
-        mask = detected & (types == t) & (name != "curated")
-        row["detection_rate"] = float(ok[mask].mean()) if mask.any() else None
+    # dlib misses by skin type: a fairness figure of its own (1/0 where the detector ran, NaN elsewhere)
+    detection = np.where(detected & (name != "curated"), ok.astype(float), np.nan)
+    out |= summarise(per_row, items.fitzpatrick, fitted, subjects=items.subject, detection=detection)
     for k in [k for k in out if k.startswith("nme_target") and k != "nme_target"]:
         out.pop(k)
     if name == "videos":
@@ -98,7 +99,7 @@ def _prefixed(name: str, m: dict) -> dict:
     return m if name == "synth" else {f"{name}_{k}": v for k, v in m.items()}
 
 
-def run_track(cfg, head_path: Path, inputs: dict[str, Path], out: Path, plot_dir: Path | None,
+def run_track(cfg: TrackConfig, head_path: Path, inputs: dict[str, Path], out: Path, plot_dir: Path | None,
               detect: Callable | None = None) -> dict:  # fmt: skip
     """Track every input into ``out`` (a fresh directory); returns the metrics dict."""
     if cfg.threads:
@@ -122,7 +123,8 @@ def run_track(cfg, head_path: Path, inputs: dict[str, Path], out: Path, plot_dir
         m: dict = {}
         if cfg.photometric:
             if "landmarks" in items.gt:
-                m["nme_landmark_fit"] = summarise(synth_errors(items, run, fitter.model), items.fitzpatrick, run.fitted)["nme"]
+                m["nme_landmark_fit"] = summarise(synth_errors(items, run, fitter.model), items.fitzpatrick, run.fitted,
+                                                  n_boot=0)["nme"]  # fmt: skip
             m |= refine_photometric(items, run, head, fitter.model, cfg)
         summary, errors = evaluate(name, items, run, fitter.model)
         m |= summary
@@ -137,8 +139,8 @@ def run_track(cfg, head_path: Path, inputs: dict[str, Path], out: Path, plot_dir
     metrics["fit_fps_per_thread"] = metrics["fit_fps"] / metrics["threads"] if metrics["fit_fps"] else None
     metrics["wall_seconds"] = time.perf_counter() - wall0
     schema = tables.tracks_schema(head.n_shape, head.n_expr)
-    tables.write_table(track_rows, schema, out / "tracks.parquet")
-    tables.write_table(reject_rows, tables.REJECTS_SCHEMA, out / "rejects.parquet")
+    write_table(track_rows, schema, out / "tracks.parquet")
+    write_table(reject_rows, tables.REJECTS_SCHEMA, out / "rejects.parquet")
     if per_type:
         metrics["per_fitzpatrick"] = per_type
     return metrics

@@ -13,7 +13,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
-from fairsplat.io.atomic import atomic_path
+from fairsplat.io.images import load_rgb, save_png
+from fairsplat.io.plots import chunk, grid
 from fairsplat.track.run import TrackRun
 from fairsplat.track.sources import Items
 
@@ -37,10 +38,7 @@ def pick(items: Items, run: TrackRun, n: int) -> list[int]:
 
 
 def _image(items: Items, i: int) -> np.ndarray:
-    if items.images is not None:
-        return items.images[i]
-    with Image.open(items.paths[i]) as im:
-        return np.asarray(im.convert("RGB"))
+    return items.images[i] if items.images is not None else load_rgb(items.paths[i])
 
 
 def _tile(img: np.ndarray, layers: list[tuple[np.ndarray, tuple]]) -> np.ndarray:
@@ -69,8 +67,4 @@ def overlay(items: Items, run: TrackRun, rows: list[int], path: str | Path, cols
             layers.append((items.targets[i], BLUE))
         layers.append((run.landmarks2d[i], RED))
         tiles.append(_tile(_image(items, i), layers))
-    while len(tiles) % cols:
-        tiles.append(np.full_like(tiles[0], 128))
-    grid = np.concatenate([np.concatenate(tiles[r : r + cols], 1) for r in range(0, len(tiles), cols)], 0)
-    with atomic_path(path, suffix=".png") as tmp:
-        Image.fromarray(grid).save(tmp, format="PNG")
+    save_png(path, grid(chunk(tiles, cols), side=None, background=(128, 128, 128)))

@@ -46,7 +46,7 @@ EXPR_BOX = (0.0, 2.0)
 
 
 def fit_config(cfg, detected: bool = True, named_expressions: bool = False) -> FitConfig:
-    """``TrackParams`` -> the fitter's config (priors not exposed as params keep their defaults).
+    """``TrackConfig`` -> the fitter's config (priors not exposed as params keep their defaults).
 
     ``detected``: the targets come from a detector (resolves ``contour: auto``);
     ``named_expressions``: the head's expressions are blendshape weights (``expr-limits: auto``)."""

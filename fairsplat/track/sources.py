@@ -15,14 +15,17 @@ integers, so detections get +0.5 here and nowhere else.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute  # noqa: F401  (pa.compute)
 import pyarrow.parquet as pq
 from tqdm import tqdm
 
+from fairsplat.io.images import load_grey, load_rgb
 from fairsplat.track.camera import default_K
 
 OK, NO_FACE, MULTI_FACE, BAD_IMAGE = "ok", "no_face", "multi_face", "bad_image"
@@ -74,19 +77,24 @@ def _stack(col, shape: tuple[int, ...] = ()) -> np.ndarray:
     return a.reshape(len(col), *shape) if shape else a.reshape(len(col), -1)
 
 
-def load_synth(root: str | Path, landmarks: str = "gt", detect: Detector | None = None, keep_images: bool = False) -> Items:
+def load_synth(root: str | Path, landmarks: str = "gt", detect: Detector | None = None, keep_images: bool = False,
+               splits: Sequence[str] | None = None) -> Items:  # fmt: skip
     """SynthHeads (``synth/dataset.py`` manifest). Still images: one subject per identity, no clips.
 
     Why not clips: SynthHeads' frames sample a talking motion a few times per
-    cycle, far too sparsely for a smoothness prior to help."""
+    cycle, far too sparsely for a smoothness prior to help. ``splits``: only the
+    identities of these SynthHeads splits (all when None)."""
     root = Path(root)
-    m = pq.read_table(root / "manifest.parquet").to_pydict()
+    table = pq.read_table(root / "manifest.parquet")
+    if splits is not None:
+        table = table.filter(pa.compute.is_in(table["split"], pa.array(list(splits))))
+    m = table.to_pydict()
     n = len(m["image_id"])
     gt_lmk = _stack(m["landmarks"], (68, 2))
     gt = {"landmarks": gt_lmk, "shape": _stack(m["shape"]), "expr": _stack(m["expr"]),
           "pose": _stack(m["pose"], (15,)), "viewmat": _stack(m["viewmat"], (4, 4))}  # fmt: skip
     need_pixels = landmarks == "dlib" or keep_images
-    images = [_read_png(root / p) for p in tqdm(m["rgb_path"], desc="load", leave=False)] if need_pixels else None
+    images = [load_rgb(root / p) for p in tqdm(m["rgb_path"], desc="load", leave=False)] if need_pixels else None
     if landmarks == "gt":
         targets, visible = gt_lmk.copy(), np.asarray(m["visible"], bool).reshape(n, 68)
         status, n_faces = [OK] * n, np.full(n, -1, np.int64)
@@ -98,7 +106,7 @@ def load_synth(root: str | Path, landmarks: str = "gt", detect: Detector | None 
         frame=np.asarray(m["frame"], np.int64), targets=targets, visible=visible, K=_stack(m["K"], (3, 3)),
         status=status, n_faces=n_faces, fitzpatrick=list(m["fitzpatrick"]), paths=[str(root / p) for p in m["rgb_path"]],
         gt=gt, images=images if keep_images else None,
-        masks=[_read_png(root / p, "L") for p in m["alpha_path"]] if keep_images else None,
+        masks=[load_grey(root / p) for p in m["alpha_path"]] if keep_images else None,
     )  # fmt: skip
 
 
@@ -132,14 +140,14 @@ def load_curated(root: str | Path, fov_deg: float) -> Items:
 
 def load_photos(root: str | Path, fov_deg: float, detect: Detector | None = None, keep_images: bool = False) -> Items:
     """A folder of photos (recursively); each photo is its own subject. Unreadable files get ``bad_image``."""
-    from fairsplat.faces.imageio import BadImage, load_rgb
+    from fairsplat.io.photos import BadImage, load_photo
 
     root = Path(root)
     files = sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
     images, status, sizes = [], [], []
     for p in files:
         try:
-            img = load_rgb(p)[0]
+            img = load_photo(p)[0]
         except BadImage:
             img = None
         images.append(img)
@@ -158,11 +166,4 @@ def load_photos(root: str | Path, fov_deg: float, detect: Detector | None = None
         status=status, n_faces=n_faces, fitzpatrick=[None] * n, paths=[str(p) for p in files],
         images=images if keep_images else None,
     )  # fmt: skip
-
-
-def _read_png(path: Path, mode: str = "RGB") -> np.ndarray:
-    from PIL import Image
-
-    with Image.open(path) as im:
-        return np.asarray(im.convert(mode))
 

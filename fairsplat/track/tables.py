@@ -45,13 +45,9 @@ Render a row with ``FlameLayer(shape, expr, pose, transl)``, ``viewmat`` and
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
 
-from fairsplat.io.atomic import atomic_path
 from fairsplat.track.camera import flip_viewmat
 from fairsplat.track.evaluate import nme
 from fairsplat.track.run import TrackRun
@@ -111,9 +107,3 @@ def reject_rows(items: Items, run: TrackRun) -> list[dict]:
          "reason": items.status[i], "n_faces": int(items.n_faces[i]), "fitzpatrick": items.fitzpatrick[i]}
         for i in np.nonzero(~run.fitted)[0]
     ]  # fmt: skip
-
-
-def write_table(rows: list[dict], schema: pa.Schema, path: str | Path) -> None:
-    table = pa.Table.from_pylist(rows, schema=schema)
-    with atomic_path(path, suffix=".parquet") as tmp:
-        pq.write_table(table, tmp, compression="zstd")

@@ -1,12 +1,14 @@
-"""Robust photo loading for curation: every input becomes RGB uint8 or a reason.
+"""Robust loading of untrusted photos: every input becomes RGB uint8 or a reason.
 
-Why a module of its own: datasets scraped from the web hold everything —
-truncated downloads, HTML saved as ``.jpg``, CMYK print scans, 16-bit PNGs,
-palette GIF-likes, greyscale portraits, phone photos that rely on the EXIF
-orientation tag, and the occasional decompression bomb. Curation must never
-crash on one of them and must say *why* it dropped it, so :func:`load_rgb`
-either returns ``(rgb uint8 [H, W, 3], ImageInfo)`` or raises
-:class:`BadImage` whose ``reason`` is one short machine-readable word:
+Why apart from :mod:`fairsplat.io.images` (whose ``load_rgb`` reads files the
+pipeline wrote itself, fast and unchecked): datasets scraped from the web and
+users' photo folders hold everything — truncated downloads, HTML saved as
+``.jpg``, CMYK print scans, 16-bit PNGs, palette GIF-likes, greyscale
+portraits, phone photos that rely on the EXIF orientation tag, and the
+occasional decompression bomb. Curation must never crash on one of them and
+must say *why* it dropped it, so :func:`load_photo` either returns
+``(rgb uint8 [H, W, 3], ImageInfo)`` or raises :class:`BadImage` whose
+``reason`` is one short machine-readable word:
 
 ``unreadable``   the file cannot be opened (missing, a directory, no permission)
 ``not_an_image`` PIL does not recognise the bytes
@@ -31,8 +33,6 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
-
-from fairsplat.io.atomic import atomic_path
 
 REASONS: tuple[str, ...] = ("unreadable", "not_an_image", "truncated", "too_small", "too_large", "greyscale")
 
@@ -165,7 +165,7 @@ def is_greyscale_rgb(rgb: np.ndarray, tol: int = GREY_TOLERANCE) -> bool:
     return float(np.percentile(diff, 99)) <= tol
 
 
-def load_rgb(
+def load_photo(
     src: str | Path | bytes,
     *,
     min_side: int = 32,
@@ -190,20 +190,3 @@ def load_rgb(
     info = ImageInfo(w, h, fmt, mode, max(bits, 16 if wide else 8), orientation, grey, alpha)
     return rgb, info
 
-
-def save_png(path: str | Path, arr: np.ndarray, compress_level: int = 1) -> None:
-    """Write uint8 [H, W], [H, W, 3] or [H, W, 4] as PNG atomically (tmp + rename).
-
-    ``compress_level=1``: zlib's fastest level is ~5x faster than the default 6
-    and only ~10 % larger on photos; crops are written once and read often.
-    """
-    assert arr.dtype == np.uint8 and arr.ndim in (2, 3), (arr.dtype, arr.shape)
-    with atomic_path(path, suffix=".png") as tmp:
-        Image.fromarray(arr).save(tmp, format="PNG", compress_level=compress_level)
-
-
-def save_jpeg(path: str | Path, arr: np.ndarray, quality: int = 95) -> None:
-    """Write uint8 [H, W, 3] as JPEG atomically (for bulky intermediates like video frames)."""
-    assert arr.dtype == np.uint8 and arr.ndim == 3, (arr.dtype, arr.shape)
-    with atomic_path(path, suffix=".jpg") as tmp:
-        Image.fromarray(arr).save(tmp, format="JPEG", quality=quality)

@@ -1,6 +1,6 @@
 """Landmark problems with known answers: random FLAME parameters and smooth clips, projected.
 
-Why in the library: tests (recover known parameters, smoothing) and
+Why in ``fairsplat.testing`` (importable, not under tests/): tests (recover known parameters, smoothing) and
 ``bench/track.py`` (frames per second) need the same problems, and both must
 work for any FLAME-format head without rendering a pixel.
 """

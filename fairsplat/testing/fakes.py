@@ -1,4 +1,7 @@
-"""A synthetic face-like crop with CelebAMask-HQ labels, for tests and the bench.
+"""Fake stage outputs for tests and the bench: a synthetic face-like crop with CelebAMask-HQ
+labels (``synthetic_face``), a tiny curate-like folder (``fake_curated``) and the bad inputs
+every stage must record (``add_bad_inputs``). Tests that need *real* upstream outputs use the
+tiny pipeline (``fairsplat.testing.pipeline``) instead.
 
 Why its own texture model: to check that measured damage follows the
 configured region strengths, every region must carry the *same* texture

@@ -1,6 +1,6 @@
 """A zoo of awkward input files, each with the outcome curation must give it.
 
-Why in the library: the bad-input guarantees (never crash; reject with a
+Why in ``fairsplat.testing`` (importable, not under tests/): the bad-input guarantees (never crash; reject with a
 reason or handle) are a contract of the ``curate`` stage, and the same zoo
 serves its tests, the benchmark and anyone checking a new loader. Every entry
 writes one file derived from a face image (uint8 [H, W, 3], e.g. a shaded

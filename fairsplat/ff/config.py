@@ -1,0 +1,47 @@
+"""What stage ``train_ff``'s library needs (built by ``fairsplat.sections.train_ff``, where every key is documented)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from fairsplat.models.generator import GeneratorConfig
+from fairsplat.train.accel import AccelConfig
+
+
+@dataclass(frozen=True)
+class LossWeights:
+    l1: float = 1.0
+    ssim: float = 0.2
+    lpips: float = 1.0
+    mask: float = 0.5
+    offset: float = 0.1
+    lpips_net: str = "alex"
+
+
+@dataclass(frozen=True)
+class FFConfig:
+    model: GeneratorConfig = field(default_factory=GeneratorConfig)
+    size: int = 128
+    steps: int = 600
+    batch: int = 8
+    max_k: int = 2
+    lr: float = 4e-4
+    weight_decay: float = 0.05
+    betas: tuple[float, float] = (0.9, 0.95)
+    warmup: int = 50
+    grad_clip: float = 1.0
+    grad_checkpointing: bool = False
+    loss: LossWeights = field(default_factory=LossWeights)
+    type_mix: dict[str, float] = field(default_factory=lambda: {t: 1.0 for t in ("I", "II", "III", "IV", "V", "VI")})
+    train_split: str = "train"
+    eval_splits: tuple[str, ...] = ("test",)
+    watch_split: str = "val"
+    eval_every: int = 100
+    checkpoint_every: int = 100
+    log_every: int = 10
+    eval_ks: tuple[int, ...] = (1, 2)
+    baseline_steps: int = 300
+    baseline_lr: float = 0.01
+    backend: str = "auto"
+    seed: int = 0
+    accel: AccelConfig = field(default_factory=lambda: AccelConfig(section="train_ff"))

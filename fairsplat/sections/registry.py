@@ -1,0 +1,48 @@
+"""``SECTIONS``: every params section by name, a plain dict (no decorators, no import side effects).
+
+For whole-file checks (``fairsplat validate``, presets, tests parametrised
+over every section); stages import their own section module only.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fairsplat.config import ParamsError, Section, parse_section, read_params
+from fairsplat.sections.curate import CurateParams
+from fairsplat.sections.degrade import DegradeSection
+from fairsplat.sections.head import HeadParams
+from fairsplat.sections.ingest import IngestParams
+from fairsplat.sections.parse import ParseParams
+from fairsplat.sections.synth import SynthParams
+from fairsplat.sections.track import TrackParams
+from fairsplat.sections.train_ff import TrainFFParams
+from fairsplat.sections.train_parser import TrainParserParams
+
+SECTIONS: dict[str, type[Section]] = {
+    "head": HeadParams,
+    "synth": SynthParams,
+    "ingest": IngestParams,
+    "curate": CurateParams,
+    "train_parser": TrainParserParams,
+    "parse": ParseParams,
+    "degrade": DegradeSection,
+    "track": TrackParams,
+    "train_ff": TrainFFParams,
+}
+
+
+def load_section(name: str, path: str | Path = "params.yaml") -> Section:
+    """Read and validate section ``name`` of ``path`` (by name, for tools and tests)."""
+    if name not in SECTIONS:
+        raise ParamsError(f"{name}: no such params section (known: {', '.join(sorted(SECTIONS))})")
+    return SECTIONS[name].load(path)
+
+
+def validate_all(path: str | Path = "params.yaml") -> dict[str, Section]:
+    """Validate every section of ``path`` (and refuse unknown sections)."""
+    data = read_params(path)
+    unknown = sorted(set(data) - set(SECTIONS))
+    if unknown:
+        raise ParamsError(f"unknown params section(s): {', '.join(unknown)} (known: {', '.join(sorted(SECTIONS))})")
+    return {name: parse_section(name, data.get(name), model) for name, model in SECTIONS.items()}

