@@ -13,13 +13,24 @@ VENV := .venv
 STAMP := $(VENV)/.synced
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: repro test env bench clean-env
+.PHONY: repro test env bench clean-env viewer
 
 # pretrained weights (fairsplat/weights/registry.py) in $FAIRSPLAT_WEIGHTS_DIR or .weights/: the fetcher
 # checks sha256 and skips files already present; the stamp makes a second `make env` free
 WEIGHTS_STAMP := $(or $(FAIRSPLAT_WEIGHTS_DIR),.weights)/.fetched
 
-env: $(STAMP) $(WEIGHTS_STAMP)
+env: $(STAMP) $(WEIGHTS_STAMP) viewer
+
+# the report's 3DGS viewer (viewer/: Spark + three.js, exact versions in package-lock.json), bundled by esbuild into
+# viewer/dist/viewer.js, which stage report inlines into reports/index.html. Needs node (18+); without it make env
+# says so and goes on (the report then shows a message where the viewer would be). Rebuilt only when its inputs change.
+VIEWER_BUNDLE := viewer/dist/viewer.js
+viewer: $(VIEWER_BUNDLE)
+
+$(VIEWER_BUNDLE): viewer/package.json viewer/package-lock.json viewer/build.mjs viewer/src/main.js
+	@if command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1; then \
+		cd viewer && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error && node build.mjs; \
+	else echo "note: node not found: the report's 3D viewer is not built (install Node.js 18+ and rerun make env)" >&2; fi
 
 # a failed fetch (no network) warns and leaves the stamp untouched: the project runs without the
 # weights (LPIPS is then reported absent, with the reason), and the next `make env` tries again

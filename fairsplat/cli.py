@@ -4,6 +4,8 @@
     fairsplat preset gpu                     # print `-S section.key=value` flags of params/gpu.yaml
     dvc exp run $(fairsplat preset gpu)      # a real-scale experiment, params.yaml untouched
     fairsplat avatar me.jpg me2.jpg --out my_avatar   # 1-4 photos of one person -> avatar.ply and videos
+    fairsplat reenact my_avatar --driver talking.mp4 --out me_talking.mp4   # drive it with another's motion
+    fairsplat report --open                  # rebuild reports/index.html from the run's files and open it
 
 Why presets print ``-S`` flags rather than rewrite params.yaml: an experiment
 then records exactly which values differ from the default run, ``dvc exp show``
@@ -119,6 +121,80 @@ def avatar(
         typer.echo(f"avatar: {err}", err=True)
         raise typer.Exit(2) from None
     typer.echo(f"avatar: {', '.join(sorted(written))} -> {out}")
+
+
+@app.command()
+def reenact(
+    avatar: Path = typer.Argument(..., help="an avatar directory (avatar.json + avatar.safetensors), or a file in one"),
+    driver: Path = typer.Option(..., help="a tracks.parquet (or its directory), or a video to track first"),
+    out: Path = typer.Option(Path("reenact.mp4"), help="MP4 to write; PNG frames go to <stem>_frames/"),
+    subject: str = typer.Option(None, help="driver subject in the tracks (default: the first)"),
+    sequence: str = typer.Option(None, help="driver sequence (clip) in the tracks, instead of --subject"),
+    head: Path = typer.Option(Path("assets/head/head.npz"), help="the head the avatar was made on"),
+    size: int = typer.Option(256, help="output side in px (even)"),
+    fps: float = typer.Option(None, help="MP4 frame rate (default: track.video-fps for videos, else 5)"),
+    params: Path = typer.Option(Path("params.yaml"), help="track settings for a video driver (defaults without it)"),
+) -> None:
+    """Drive an avatar with another person's tracked expression, jaw, pose and eyes (its own shape kept)."""
+    import tempfile
+
+    import numpy as np
+
+    from fairsplat.evaluate import reenact as re
+    from fairsplat.head.model import HeadModel
+
+    if size < 16 or size % 2:
+        typer.echo(f"reenact: --size must be an even number >= 16 (got {size})", err=True)
+        raise typer.Exit(2)
+    for p in (head, driver, avatar):
+        if not p.exists():
+            typer.echo(f"reenact: {p} not found", err=True)
+            raise typer.Exit(2)
+    try:
+        model_head = HeadModel.load(head)
+        av = re.load_avatar(avatar, model_head)
+        if driver.is_file() and driver.suffix.lower() != ".parquet":
+            from fairsplat.sections.track import TrackParams
+
+            cfg = (TrackParams.load(params) if params.is_file() else TrackParams()).track_config()
+            with tempfile.TemporaryDirectory() as work:
+                drv = re.driver_from_video(driver, head, cfg, Path(work))
+            rate = fps or cfg.video_fps
+        else:
+            drv, rate = re.driver_from_tracks(driver, subject, sequence), fps or 5.0
+        frames = re.reenact(av, drv, size)
+    except (re.ReenactError, ValueError) as err:
+        typer.echo(f"reenact: {err}", err=True)
+        raise typer.Exit(2) from None
+    panels = re.driver_panels(drv, av, size)
+    if panels is not None:
+        frames = np.concatenate([panels, frames], axis=2)  # driver | avatar
+    re.write_outputs(out, frames, rate)
+    typer.echo(f"reenact: {len(frames)} frames of {drv.ids[0].rsplit('/', 1)[0]} -> {out}")
+
+
+@app.command()
+def report(
+    out: Path = typer.Option(Path("reports/index.html"), help="the page"),
+    open_page: bool = typer.Option(False, "--open", help="open it in the default browser"),
+    params: Path = typer.Option(Path("params.yaml"), help="params (section report)"),
+) -> None:
+    """Rebuild the run's report page from the files on disk (stage report's code; metrics/report.json is left to the
+    stage), optionally open it."""
+    from fairsplat.report.run import ReportPaths, make_report
+    from fairsplat.sections.report import ReportParams
+
+    try:
+        section = ReportParams.load(params)
+    except ParamsError as err:
+        typer.echo(str(err), err=True)
+        raise typer.Exit(2) from None
+    m = make_report(section.page_config(), ReportPaths(out=out, params=params), section.max_page_mb)
+    typer.echo(f"report: {m['page_bytes'] / 2**20:.2f} MiB ({'within' if m['page_within_budget'] else 'OVER'} budget) -> {out}" + ("" if m["viewer"] else f" (no viewer: {m['viewer_reason']})"))
+    if open_page:
+        import webbrowser
+
+        webbrowser.open(out.resolve().as_uri())
 
 
 if __name__ == "__main__":

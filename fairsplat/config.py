@@ -21,6 +21,7 @@ without a cycle.
 from __future__ import annotations
 
 import dataclasses
+import re
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
@@ -79,11 +80,28 @@ S = TypeVar("S", bound=Section)
 T = TypeVar("T")
 
 
+class _Yaml12Floats(yaml.SafeLoader):
+    """PyYAML follows YAML 1.1, where ``5e-05`` (no dot) is a string; DVC writes ``-S`` values that way
+    (ruamel, YAML 1.2), so ``dvc exp run -S train_enhancer.lr=5e-5`` would fail validation without this."""
+
+
+_Yaml12Floats.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9_]+)(?:[eE][-+]?[0-9]+)$"),
+    list("-+0123456789."),
+)
+
+
+def load_yaml(text: str) -> Any:
+    """``yaml.safe_load`` that also reads YAML 1.2 exponent floats (``1e-4``) as floats."""
+    return yaml.load(text, Loader=_Yaml12Floats)
+
+
 def read_params(path: str | Path = "params.yaml") -> dict[str, Any]:
     path = Path(path)
     if not path.exists():
         raise ParamsError(f"{path}: params file not found")
-    data = yaml.safe_load(path.read_text()) or {}
+    data = load_yaml(path.read_text()) or {}
     if not isinstance(data, dict):
         raise ParamsError(f"{path}: top level must be a mapping of sections")
     return data

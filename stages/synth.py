@@ -31,13 +31,13 @@ def main(
     from fairsplat.io import atomic_dir
     from fairsplat.io.metrics import write_metrics
     from fairsplat.io.tables import write_table
-    from fairsplat.synth.dataset import IDENTITIES_SCHEMA, ITA_CHECK_SCHEMA, MANIFEST_SCHEMA, build
+    from fairsplat.synth.dataset import IDENTITIES_SCHEMA, ITA_CHECK_SCHEMA, build, manifest_schema
     from fairsplat.synth.report import ita_consistency, write_grids
 
     model = HeadModel.load(head)
     with atomic_dir(out) as tmp, atomic_dir(plots) as plot_tmp:
         manifest, identities, timing = build(model, cfg.synth_config(), tmp)
-        write_table(manifest, MANIFEST_SCHEMA, tmp / "manifest.parquet")
+        write_table(manifest, manifest_schema(cfg.synth_config()), tmp / "manifest.parquet")
         write_table(identities, IDENTITIES_SCHEMA, tmp / "identities.parquet")
         per_image, ita = ita_consistency(tmp, manifest)
         write_table(per_image, ITA_CHECK_SCHEMA, tmp / "ita_check.parquet")

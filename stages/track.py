@@ -37,6 +37,9 @@ def main(
     cfg = TrackParams.load(params)
     inputs = {name: {"synth": synth, "curated": curated}[name] for name in cfg.inputs}
     inputs |= {name: path for name, path in (("videos", videos), ("photos", photos)) if path is not None}
+    if not inputs:
+        typer.echo("track: nothing to track: track.inputs is [] and neither --videos nor --photos was given", err=True)
+        raise typer.Exit(2)
     for name, path in inputs.items():
         if not path.exists():
             typer.echo(f"track: {name} input {path} not found (run its stage first, or drop it from track.inputs)", err=True)

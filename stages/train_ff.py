@@ -4,9 +4,10 @@
     dvc exp run -S train_ff.encoder=vgg16 -S train_ff.blocks=4
     accelerate launch --multi_gpu --num_processes 2 -m stages.train_ff     # DDP (CPU too): one result
 
-Outputs: ``<out>/model.safetensors`` + ``config.json`` (fairsplat/models/generator.py), the dvclive curves and
-``grid_<type>.png`` (source | target | generator | baseline) in ``plots/train_ff/``, ``metrics/train_ff.json``
-(fairsplat/ff/report.py). An interrupted run resumes from ``.checkpoints/train_ff`` when params and inputs match.
+Outputs: ``<out>/model.safetensors`` + ``config.json`` (fairsplat/models/generator.py) and the type-balanced
+reference in ``<out>/reference_balanced/``; dvclive curves and ``grid_<type>.png`` in ``plots/train_ff/``;
+``metrics/train_ff.json`` (fairsplat/ff/report.py). An interrupted run resumes from ``.checkpoints/train_ff``
+when params and inputs match.
 """
 
 from pathlib import Path
@@ -32,7 +33,7 @@ def main(
 ) -> None:
     section = TrainFFParams.load(params)
     cfg = section.ff_config()
-    from fairsplat.train.accel import build_accelerator, on_main
+    from fairsplat.train.accel import build_accelerator
 
     acc = build_accelerator(cfg.accel)  # fp16 without CUDA fails here, naming train_ff.mixed-precision
     import shutil
@@ -40,27 +41,26 @@ def main(
     import torch
     from dvclive import Live
 
-    from fairsplat.ff.report import metrics, write_grids
-    from fairsplat.ff.run import run_train_ff
-    from fairsplat.head.model import HeadModel
+    from fairsplat.ff.report import log_histories, metrics, write_grids
+    from fairsplat.ff.run import BALANCED, run_train_ff
     from fairsplat.io import atomic_dir
     from fairsplat.io.checkpoint import file_digest, fingerprint, save_weights
     from fairsplat.io.metrics import write_metrics
 
     if section.threads:
         torch.set_num_threads(section.threads)
-    model_head = HeadModel.load(head)
     fp = fingerprint(section.model_dump(), file_digest(head), file_digest(curated / "manifest.parquet"),
                      file_digest(tracks / "tracks.parquet"))  # fmt: skip
-    with on_main(acc, atomic_dir(out)) as tmp, on_main(acc, atomic_dir(plots)) as plot_tmp:
-        live = Live(dir=str(plot_tmp), dvcyaml=False, save_dvc_exp=False, report=None) if plot_tmp else None
-        res = run_train_ff(cfg, model_head, curated, tracks, acc, live, progress, checkpoints, fp)
-        if acc.is_main_process:
-            live.end()
-            save_weights(tmp, res.model.state_dict(), {**cfg.model.to_json(), "size": cfg.size,
-                                                        "head_source": model_head.source})  # fmt: skip
-            write_grids(res.model, res.baseline, res.frames, res.binding, res.rows, plot_tmp, cfg.size, cfg.backend)
+    res = run_train_ff(cfg, head, curated, tracks, acc, progress, checkpoints, fp)
     if acc.is_main_process:
+        meta = {**cfg.model.to_json(), "size": cfg.size, "head": str(head), "type_mix": cfg.type_mix}
+        with atomic_dir(out) as tmp, atomic_dir(plots) as plot_tmp:
+            save_weights(tmp, res.models["ff"].state_dict(), meta)
+            if "balanced" in res.models:  # the type-balanced reference (stage lora's deficits)
+                save_weights(tmp / "reference_balanced", res.models["balanced"].state_dict(), {**meta, "type_mix": BALANCED})
+            live = Live(dir=str(plot_tmp), dvcyaml=False, save_dvc_exp=False, report=None)
+            log_histories(live, res.histories)
+            write_grids(res.models, res.baseline, res.frames, res.binding, res.rows, plot_tmp, cfg.size, cfg.backend)
         m = metrics(res.rows, cfg.eval_ks, res.info, res.frames, res.subjects, res.skipped_subjects)
         write_metrics("train_ff", m, root=metrics_dir)
         shutil.rmtree(checkpoints, ignore_errors=True)  # the outputs are written: the run is complete

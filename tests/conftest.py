@@ -31,7 +31,9 @@ def tiny_pipeline(tmp_path_factory, request) -> TinyPipeline:
     build is recorded, so they fail at once with its message instead of building again).
     Yields a :class:`TinyPipeline`: ``.repo``, ``.params`` (params.yaml + MICRO), and per
     stage of dvc.yaml ``.stages[name].outs / .metrics / .plots``, with ``.out(name)``,
-    ``.metrics(name)`` and ``.copy(name_or_path, dest)``.
+    ``.metrics(name)``, ``.copy(name_or_path, dest)`` and ``.subset(name, dest, keep)``.
+    A stage that failed leaves ``.ran`` without it (and ``.log`` says why): only the tests
+    that ask for its outputs fail.
 
     Every output is read-only: a test that writes (bad inputs, deleted masks) works on
     ``tiny_pipeline.copy(...)`` under its own tmp_path. ``FAIRSPLAT_TINY_PIPELINE=<dir>``
@@ -64,3 +66,23 @@ def procedural_head():
     from fairsplat.head.procedural import build_procedural_head
 
     return build_procedural_head()
+
+
+def pytest_configure(config):
+    # --dist loadfile hands out files largest first by default; keep the order set below instead
+    if hasattr(config.option, "loadscopereorder"):
+        config.option.loadscopereorder = False
+
+
+def pytest_collection_modifyitems(config, items):
+    """Order test files so that one xdist worker builds the tiny pipeline while the other runs
+    everything that does not need it: first the pipeline-using file with the fewest tests (its
+    worker builds), then every file that does not use ``tiny_pipeline`` (largest first, as xdist
+    would), then the other pipeline-using files. Test order within a file is kept."""
+    files: dict[str, list] = {}
+    for item in items:
+        files.setdefault(item.nodeid.split("::", 1)[0], []).append(item)
+    uses = {f: any("tiny_pipeline" in it.fixturenames for it in its) for f, its in files.items()}
+    piped = sorted((f for f in files if uses[f]), key=lambda f: len(files[f]))
+    rest = sorted((f for f in files if not uses[f]), key=lambda f: -len(files[f]))
+    items[:] = [it for f in piped[:1] + rest + piped[1:] for it in files[f]]

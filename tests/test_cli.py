@@ -7,7 +7,7 @@ import yaml
 from typer.testing import CliRunner
 
 from fairsplat.cli import app, preset_overrides
-from fairsplat.config import ParamsError
+from fairsplat.config import ParamsError, read_params
 from fairsplat.sections.registry import validate_all
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -37,7 +37,7 @@ def test_preset_flags_round_trip_through_dvc(tmp_path, name):
     p.write_text((ROOT / "params.yaml").read_text())
     apply_overrides(str(p), flags)
     validate_all(p)
-    merged = yaml.safe_load(p.read_text())
+    merged = read_params(p)  # YAML 1.2 floats: DVC writes 5e-05 without a dot
     params_before = yaml.safe_load((ROOT / "params.yaml").read_text())
     for section, over in yaml.safe_load((ROOT / "params" / f"{name}.yaml").read_text()).items():
         for key, value in over.items():

@@ -110,3 +110,12 @@ def test_head_stage_fails_before_work(tmp_path, head, needle):
     assert result.exit_code != 0
     assert isinstance(result.exception, ParamsError) and needle in str(result.exception), result.exception
     assert not out.exists() and not plots.exists() and not metrics.exists()
+
+
+def test_params_read_yaml12_exponent_floats_as_dvc_writes_them(tmp_path):
+    """DVC's -S writes 5e-05 (no dot); PyYAML alone would read a string and validation would fail."""
+    from fairsplat.config import read_params
+
+    p = tmp_path / "params.yaml"
+    p.write_text("a: {lr: 5e-05, big: 1E3, s: 1e, n: 3, v: 1.5}\n")
+    assert read_params(p) == {"a": {"lr": 5e-05, "big": 1000.0, "s": "1e", "n": 3, "v": 1.5}}

@@ -206,18 +206,20 @@ def test_same_seed_same_bytes_for_any_worker_count(cards, tmp_path):
     assert digest(tmp_path / "a") == digest(tmp_path / "b")
 
 
-def test_photo_path_detects_and_balances_shaded_cards(tmp_path):
-    """No ground truth: dlib finds the (shaded, light-skinned) cards, crops and measures them."""
+@pytest.mark.parametrize("detector", ["dlib", "mediapipe"])
+def test_photo_path_detects_and_balances_shaded_cards(tmp_path, detector):
+    """No ground truth: the detector finds the (shaded, light-skinned) cards, crops and measures them."""
     for k, ita in enumerate((60.0, 45.0, 30.0)):
         Image.fromarray(paint(256, skin=skin_rgb(ita), shade=True).image).save(tmp_path / f"p{k}.png")
     from fairsplat.sources import folder
 
     records = list(folder.iter_records(tmp_path))
-    res = curate(records, tmp_path / "out", CurateConfig(size=128, per_type=None, workers=1))
+    res = curate(records, tmp_path / "out", CurateConfig(size=128, per_type=None, workers=1, detector=detector, foreground="ellipse"))
     m = res.metrics
     assert m["detection_rate"] == 1.0 and m["accepted"] == 3
+    assert m["landmarks_backend"] == detector and m["landmarks_fallback"] is None
     rows = res.manifest
-    assert {r["landmark_source"] for r in rows} == {"dlib"} and {r["foreground"] for r in rows} == {"ellipse"}
+    assert {r["landmark_source"] for r in rows} == {detector} and {r["foreground"] for r in rows} == {"ellipse"}
     assert [r["fitzpatrick"] for r in rows] == ["I", "II", "III"]  # shading costs a few degrees, not a class
     for r in rows:  # the saved alpha is the ellipse of the manifest's landmarks, and what the crop used
         alpha = assert_crop_is_composited_with_saved_alpha(tmp_path / "out", r)

@@ -135,11 +135,15 @@ def test_every_foreground_backend_is_a_soft_mask_zero_on_padding(fg_input, backe
         assert mask_iou(mask, card.alpha / 255.0 * x.valid) > 0.6, backend
 
 
-def test_auto_prefers_ground_truth_then_labels_then_ellipse(fg_input):
+def test_auto_prefers_ground_truth_then_labels_then_head_then_ellipse(fg_input):
+    """Photos get the MediaPipe head matte when its model loads, else the landmark ellipse."""
+    from fairsplat.faces import mediapipe as mp
+
     card, x = fg_input
     assert foreground_mask(x)[1] == "ground_truth"
     assert foreground_mask(FgInput(x.image, x.landmarks, x.valid, labels=x.labels))[1] == "labels"
-    assert foreground_mask(FgInput(x.image, x.landmarks, x.valid))[1] == "ellipse"
+    photo = "ellipse" if mp.available("mp_selfie_segmentation") else "head"
+    assert foreground_mask(FgInput(x.image, x.landmarks, x.valid))[1] == photo
     with pytest.raises(ValueError, match="no input"):
         foreground_mask(FgInput(x.image, None, x.valid))
 

@@ -67,7 +67,7 @@ def test_curate(spy):
     tables = spy(metrics)
     types = _types(24)
     records = [Record(f"i{i}", "synth", f"s{i % 12}", "x.png", fitzpatrick_gt=t, ita_gt=10.0) for i, t in enumerate(types)]
-    analyses = [Analysis(f"i{i}", ita=10.0 + i % 3, fitzpatrick=t, monk=5, landmark_source="ground_truth", n_faces=1)
+    analyses = [Analysis(f"i{i}", ita=10.0 + i % 3, fitzpatrick=t, ita_raw=10.0 + i % 3, landmark_source="ground_truth", n_faces=1)
                 for i, t in enumerate(types)]  # fmt: skip
     stats = {t: {"eligible": 4, "selected": 4, "shortfall": 0} for t in FITZPATRICK}
     manifest = [{"image_id": r.image_id, "fitzpatrick_gt": r.fitzpatrick_gt, "fg_iou_ellipse": 0.8} for r in records]

@@ -183,7 +183,7 @@ def test_calibrate_cli_on_micro_synthheads(head, tmp_path):
     from fairsplat.synth.dataset import MANIFEST_SCHEMA, build
 
     head.save(tmp_path / "head.npz")
-    cfg = parse_section("synth", {"identities": 12, "frames": 1, "views": [[0, 0]], "size": 128}, SynthParams).synth_config()
+    cfg = parse_section("synth", {"identities": 12, "frames": 1, "views": [[0, 0]], "size": 128, "train-frac": 0.5, "val-frac": 0.0}, SynthParams).synth_config()
     manifest, _, _ = build(head, cfg, tmp_path / "synth")
     write_table(manifest, MANIFEST_SCHEMA, tmp_path / "synth" / "manifest.parquet")
     outs = []

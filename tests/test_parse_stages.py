@@ -7,7 +7,6 @@ no label map and a crop whose label map has the wrong size.
 """
 
 import json
-import os
 import socket
 import subprocess
 import sys
@@ -25,6 +24,7 @@ from typer.testing import CliRunner
 from fairsplat.config import ParamsError, parse_section
 from fairsplat.sections.registry import load_section
 from fairsplat.testing.fakes import add_bad_inputs
+from fairsplat.testing.pipeline import subprocess_env
 from fairsplat.sections.degrade import DegradeSection
 from fairsplat.sections.parse import ParseParams
 from fairsplat.sections.train_parser import TrainParserParams
@@ -52,8 +52,8 @@ def first_crop_per_subject(curated: Path) -> None:
     """Cut a curate manifest to each subject's first crop: 12 on the tiny pipeline, a training and a
     held-out subject per type (training, and above all the two-process launch, cost per crop)."""
     table = pq.read_table(curated / "manifest.parquet")
-    seen: set[str] = set()
-    keep = [not (r["subject_id"] in seen or seen.add(r["subject_id"])) for r in table.to_pylist()]
+    subjects = table.column("subject_id").to_pylist()
+    keep = [s not in subjects[:i] for i, s in enumerate(subjects)]
     pq.write_table(table.filter(pa.array(keep)), curated / "manifest.parquet")
 
 
@@ -168,7 +168,7 @@ def _free_port() -> int:
 
 
 @pytest.mark.slow
-def test_train_parser_under_accelerate_launch_two_processes(work):
+def test_train_parser_under_accelerate_launch_two_processes(work, tiny_pipeline):
     """Two CPU processes (DDP over gloo): one set of outputs, and the gathered held-out score is exactly
     the single-process score of the checkpoint written (each process scored half the crops)."""
     from fairsplat.models.parser import load_parser
@@ -178,7 +178,8 @@ def test_train_parser_under_accelerate_launch_two_processes(work):
     root = work / "ddp"
     root.mkdir()
     _params(root, train_parser={"grad-accum": 2})
-    env = {**os.environ, "CUDA_VISIBLE_DEVICES": "", "OMP_NUM_THREADS": "1"}
+    # subprocess_env: the tiny pipeline's bytecode cache (three processes importing torch, smp and accelerate)
+    env = {**subprocess_env(tiny_pipeline.repo), "CUDA_VISIBLE_DEVICES": "", "OMP_NUM_THREADS": "1"}
     cmd = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
            "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
            "--main_process_port", str(_free_port()), "-m", "stages.train_parser",

@@ -261,3 +261,30 @@ def test_texel_shapes_match_the_uv_jacobian(head):
             np.testing.assert_allclose(got, want, atol=1e-6 * np.abs(want).max(), rtol=1e-3)
             checked += 1
     assert checked > 30
+
+
+def test_hard_lighting_keeps_the_albedo_and_moves_the_pixels(tiny_pipeline, tmp_path):
+    """``synth.lighting: hard``: same identities (ground-truth ITA) as the default, exposure and colour temperature
+    per image in the manifest, and the measured skin ITA pushed off the truth (issue 16's test set)."""
+    import json
+
+    import yaml
+    from typer.testing import CliRunner
+
+    from stages.synth import app
+
+    small = {"identities": 6, "frames": 2, "views": [[0, 0]], "size": 96, "uv-resolution": 64, "workers": 1}
+    runs = {}
+    for preset in ("default", "hard"):
+        root = tmp_path / preset
+        root.mkdir()
+        (root / "params.yaml").write_text(yaml.safe_dump({"synth": {**small, "lighting": preset}}))
+        args = ["--head", str(tiny_pipeline.out("head") / "head.npz"), "--out", str(root / "out"), "--plots", str(root / "plots"),
+                "--params", str(root / "params.yaml"), "--metrics-dir", str(root / "metrics")]  # fmt: skip
+        result = CliRunner().invoke(app, args)
+        assert result.exit_code == 0, result.exception
+        runs[preset] = (pq.read_table(root / "out" / "manifest.parquet").to_pylist(), json.loads((root / "metrics" / "synth.json").read_text()))
+    (d, dm), (h, hm) = runs["default"], runs["hard"]
+    assert [r["ita_gt"] for r in d] == [r["ita_gt"] for r in h]
+    assert "light_exposure" not in d[0] and all(-1.5 <= np.log2(r["light_exposure"]) <= 1.5 and 2700 <= r["light_cct"] <= 7500 for r in h)
+    assert hm["ita_gt_consistency"] < dm["ita_gt_consistency"]

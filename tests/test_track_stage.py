@@ -17,7 +17,7 @@ from fairsplat.sections.track import TrackParams
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
-FAST = {"batch-size": 8, "iters": 8, "plot-samples": 4}
+FAST = {"batch-size": 8, "iters": 8, "plot-samples": 4, "synth-splits": None}  # the subset below: track every identity in it
 
 
 @pytest.fixture(scope="module")
@@ -91,7 +91,8 @@ def test_stage_with_dlib_on_tiny_renders_records_misses(data, tmp_path):
 
 @pytest.mark.parametrize(
     "over, needle",
-    [({"batch-size": 0}, "track.batch-size"), ({"inputs": []}, "track.inputs"), ({"landmarks": "mediapipe"}, "track.landmarks"),
+    [({"batch-size": 0}, "track.batch-size"), ({"inputs": ["synth", "synth"]}, "track.inputs"), ({"landmarks": "openface"}, "track.landmarks"),
+     ({"detector": "gt"}, "track.detector"),
      ({"smooth-pose": -1.0}, "track.smooth-pose"), ({"iters": "ten"}, "track.iters")],  # fmt: skip
 )
 def test_bad_params_name_the_key(over, needle):
@@ -117,3 +118,91 @@ def test_stage_with_photometric_refinement(data, tmp_path):
     assert m["photometric"] is True and m["fitted"] == data.n_synth
     assert m["photometric_loss_after"] < m["photometric_loss_before"]
     assert m["nme"] < 0.05 and m["nme_landmark_fit"] < 0.03
+
+
+def _clip(path: Path, frames: list) -> None:
+    """Write ``frames`` (uint8 [H, W, 3]) as a 5 fps MPEG-4 clip (PyAV's own ffmpeg)."""
+    import av
+
+    with av.open(str(path), "w") as out:
+        s = out.add_stream("mpeg4", rate=5)
+        s.height, s.width = frames[0].shape[:2]
+        s.pix_fmt = "yuv420p"
+        for img in frames:
+            for pkt in s.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
+                out.mux(pkt)
+        for pkt in s.encode():
+            out.mux(pkt)
+
+
+@pytest.fixture(scope="module")
+def clip_dir(data, tmp_path_factory):
+    """One short clip of a SynthHeads identity (frontal renders, frames 0 and 1 back and forth) and one
+    file that is not a video: what a user's --videos folder may hold."""
+    from fairsplat.io.images import load_rgb
+
+    rows = [r for r in pq.read_table(data.synth / "manifest.parquet").to_pylist() if r["view"] == 0]
+    first = rows[0]["identity_id"]
+    imgs = [load_rgb(data.synth / r["rgb_path"]) for r in rows if r["identity_id"] == first]
+    d = tmp_path_factory.mktemp("clips")
+    _clip(d / "talk.mp4", [imgs[i % len(imgs)] for i in range(8)])
+    (d / "broken.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42 not really a video")
+    return d
+
+
+def run_videos(data, clip_dir: Path, out: Path, monkeypatch=None, **over):
+    from stages.track import app
+
+    out.mkdir(parents=True, exist_ok=True)
+    params = out / "params.yaml"
+    params.write_text(yaml.safe_dump({"track": {**FAST, "inputs": [], **over}}))
+    args = ["--head", str(data.head), "--videos", str(clip_dir), "--out", str(out / "tracks"), "--plots", str(out / "plots"),
+            "--params", str(params), "--metrics-dir", str(out / "metrics")]  # fmt: skip
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output + repr(result.exception)
+    return json.loads((out / "metrics" / "track.json").read_text())
+
+
+def test_videos_alone_with_plots(data, clip_dir, tmp_path):
+    """track.inputs: [] and --videos: no SynthHeads needed, the overlay drawn from decoded frames in memory,
+    the metrics name the detector actually used, a file that is not a video is one reject."""
+    m = run_videos(data, clip_dir, tmp_path, **{"plot-samples": 4})
+    assert m["landmarks"] == "videos: mediapipe" and m["landmarks_fallback"] is None and m["plot_errors"] == 0
+    assert "nme" not in m and m["videos_clips"] == 1 and m["videos_detection_rate"] > 0.5
+    tracks = pq.read_table(tmp_path / "tracks" / "tracks.parquet").to_pylist()
+    rejects = pq.read_table(tmp_path / "tracks" / "rejects.parquet").to_pylist()
+    assert len(tracks) == 8 and {r["landmark_source"] for r in tracks} == {"mediapipe"}
+    assert [r["reason"] for r in rejects] == ["bad_video"]
+    assert (tmp_path / "plots" / "overlay_videos.png").is_file()
+    skin = m["videos_clip_skin"]["talk"]
+    assert skin["frames"] >= 4 and skin["fitzpatrick"] in FITZPATRICK and skin["ita_iqr"] >= 0
+
+
+def test_a_failing_plot_keeps_the_tracks(data, clip_dir, tmp_path, monkeypatch):
+    from fairsplat.track import plots
+
+    def boom(*a, **k):
+        raise RuntimeError("plotting broke")
+
+    monkeypatch.setattr(plots, "overlay", boom)
+    m = run_videos(data, clip_dir, tmp_path, **{"plot-samples": 4})
+    assert m["plot_errors"] == 1
+    assert pq.read_table(tmp_path / "tracks" / "tracks.parquet").num_rows == 8
+
+
+def test_nothing_to_track_fails_before_work(data, tmp_path):
+    from stages.track import app
+
+    params = tmp_path / "params.yaml"
+    params.write_text(yaml.safe_dump({"track": {"inputs": []}}))
+    result = CliRunner().invoke(app, ["--head", str(data.head), "--out", str(tmp_path / "out"), "--params", str(params),
+                                      "--metrics-dir", str(tmp_path / "m"), "--plots", str(tmp_path / "p")])  # fmt: skip
+    assert result.exit_code == 2 and "nothing to track" in result.output
+    assert not (tmp_path / "out").exists()
+
+
+def test_synth_through_mediapipe_reports_by_condition(data, tmp_path):
+    m = run_stage(data, tmp_path, inputs=["synth"], landmarks="mediapipe")
+    assert m["landmarks"] == "synth: mediapipe" and m["detection_rate"] is not None
+    assert {"nme_frontal", "nme_turned", "nme_closed_eyes", "nme_detector_frontal"} <= set(m)
+    assert all("detection_rate" in v for v in m["per_fitzpatrick"].values())

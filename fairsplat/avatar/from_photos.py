@@ -22,6 +22,7 @@ import torch
 
 from fairsplat.avatar.avatar import Avatar
 from fairsplat.avatar.binding import AvatarBinding
+from fairsplat.io.video import write_video  # noqa: F401  (moved to fairsplat.io; kept importable here)
 
 
 class PhotoError(ValueError):
@@ -117,23 +118,6 @@ def turntable(avatar: Avatar, size: int, n: int = 24) -> np.ndarray:  # -> uint8
     with torch.no_grad():
         rgb, _ = avatar.render(views, Ks, size)
     return (rgb.clamp(0, 1) * 255).round().byte().numpy()
-
-
-def write_video(path: Path, frames: np.ndarray, fps: int = 12) -> None:
-    """H.264 MP4 through PyAV (it ships its own ffmpeg), written to a temp file and renamed."""
-    import av
-
-    from fairsplat.io.atomic import atomic_path
-
-    with atomic_path(path, suffix=".mp4") as tmp:
-        with av.open(str(tmp), mode="w") as box:
-            stream = box.add_stream("libx264", rate=fps)
-            stream.width, stream.height, stream.pix_fmt = frames.shape[2], frames.shape[1], "yuv420p"
-            for f in frames:
-                for packet in stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(f), format="rgb24")):
-                    box.mux(packet)
-            for packet in stream.encode():
-                box.mux(packet)
 
 
 def photos_to_avatar(photos: list[Path], out: Path, model_dir: Path, head_path: Path) -> list[str]:

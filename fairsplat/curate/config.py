@@ -15,6 +15,7 @@ class CurateConfig:
     grey: float = 0.5
     foreground: str = "auto"
     landmarks: str = "auto"
+    detector: str = "mediapipe"
     min_side: int = 64
     max_pixels: int = 64_000_000
     min_face: float = 32.0
@@ -25,6 +26,10 @@ class CurateConfig:
     ita_trim: tuple[float, float] = (5.0, 95.0)
     min_skin_pixels: int = 100
     min_skin_chroma: float = 3.0
+    ita_method: str = "raw"
+    ita_min_confidence: float = 0.5
+    ita_per_subject: bool = True
+    score_foreground: bool = True
     scheme: str = "chardon_delbino_6"
     per_type: int | None = 48
     max_per_subject: int | None = None

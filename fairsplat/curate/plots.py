@@ -81,7 +81,7 @@ def sample_grid(rows: Sequence[dict], crops_root: Path, n: int, side: int = 128,
     tiles = []
     for r in rows[:n]:
         alpha = load_grey(crops_root / r["alpha_path"]) if r.get("alpha_path") else None
-        tiles.append(_tile(load_rgb(crops_root / r["path"]), alpha, f"ITA {r['ita']:.1f}  MST {r['monk']}", side))
+        tiles.append(_tile(load_rgb(crops_root / r["path"]), alpha, f"ITA {r['ita']:.1f} ({r['ita_method']})", side))
     return grid(chunk(tiles, min(cols, len(tiles))), side=None)
 
 

@@ -82,6 +82,38 @@ def analyse_all(records: Sequence[Record], cfg: CurateConfig) -> list[Analysis]:
     return map_shards(_analyse_shard, records, cfg, desc="curate: analyse")
 
 
+def detector_fallback(cfg: CurateConfig, analyses: Sequence[Analysis]) -> str | None:
+    """Why the detector fell back to dlib, when inputs were detected and MediaPipe was asked for but unavailable."""
+    if cfg.detector != "mediapipe" or not any(a.landmark_source == "dlib" for a in analyses):
+        return None
+    from fairsplat.faces.landmarks import unavailable
+
+    why = unavailable("mediapipe")
+    return None if why is None else f"mediapipe unavailable, fell back to dlib: {why}"
+
+
+def per_subject_ita(records: Sequence[Record], analyses: Sequence[Analysis], scheme: str) -> None:
+    """Video frames (records with a ``frame_index``): one skin type per subject, from the median ITA
+    of its frames (lighting changes from frame to frame; the person's skin does not). Each frame keeps
+    its own ``ita_raw``; ``ita`` and the type become the subject's, ``ita_subject_iqr`` the spread."""
+    import numpy as np
+
+    from fairsplat.faces.skin_types import classify
+
+    groups: dict[str, list[Analysis]] = {}
+    for r, a in zip(records, analyses):
+        if r.frame_index is not None and a.ok and a.ita is not None:
+            groups.setdefault(r.subject_id, []).append(a)
+    for frames in groups.values():
+        itas = np.array([a.ita for a in frames])
+        med = float(np.median(itas))
+        iqr = float(np.subtract(*np.percentile(itas, [75, 25])))
+        cat = classify(float(np.clip(med, -90, 90)), scheme)
+        for a in frames:
+            a.ita_subject, a.ita_subject_iqr = med, iqr
+            a.ita, a.fitzpatrick, a.category = med, cat.fitzpatrick, cat.name
+
+
 def select(records: Sequence[Record], analyses: Sequence[Analysis], cfg: CurateConfig):
     """Balance and split; marks unselected eligible items ``over_quota`` in place.
 
@@ -104,9 +136,12 @@ def _manifest_row(r: Record, a: Analysis, split: str, written: dict, cfg: Curate
         "label_race": r.label_race, "label_gender": r.label_gender, "label_age": r.label_age,
         "fitzpatrick_gt": r.fitzpatrick_gt, "ita_gt": r.ita_gt, "mask_path": written["mask_path"],
         "ita": a.ita, "lab": list(a.lab), "fitzpatrick": a.fitzpatrick, "ita_category": a.category,
-        "ita_scheme": cfg.scheme, "monk": a.monk, "skin_mask": a.skin_mask, "n_skin_pixels": a.n_skin,
-        "foreground": written["foreground"], "fg_iou_ellipse": written["fg_iou_ellipse"],
-        "landmark_source": a.landmark_source, "n_faces": a.n_faces, "face_score": a.face_score, "other_boxes": a.other_boxes,
+        "ita_scheme": cfg.scheme, "ita_raw": a.ita_raw, "ita_method": a.ita_method, "ita_confidence": a.ita_confidence,
+        "ita_flag": a.ita_flag, "ita_subject": a.ita_subject, "ita_subject_iqr": a.ita_subject_iqr,
+        "skin_mask": a.skin_mask, "n_skin_pixels": a.n_skin,
+        "foreground": written["foreground"], **{k: v for k, v in written.items() if k.startswith("fg_iou_")},
+        "landmark_source": a.landmark_source, "face_flags": a.face_flags, "n_faces": a.n_faces, "face_score": a.face_score,
+        "other_boxes": a.other_boxes,
         "src_width": a.src_size[0], "src_height": a.src_size[1], "crop_mode": cfg.crop_mode,
         "crop_size": cfg.size, "crop_box": a.box, "crop_matrix": a.matrix, "landmarks": a.landmarks,
     }  # fmt: skip
@@ -116,6 +151,7 @@ def _reject_row(r: Record, a: Analysis) -> dict:
     return {
         "image_id": r.image_id, "source": r.source, "subject_id": r.subject_id, "path": r.path,
         "reason": a.reason, "detail": a.detail, "n_faces": a.n_faces, "ita": a.ita, "fitzpatrick": a.fitzpatrick,
+        "landmark_source": a.landmark_source, "face_flags": a.face_flags,
     }  # fmt: skip
 
 
@@ -128,6 +164,8 @@ def curate(records: Sequence[Record], out_dir: str | Path, cfg: CurateConfig | N
         raise ValueError("duplicate image_id in the input records")
     out_dir = Path(out_dir)
     analyses = analyse_all(records, cfg)
+    if cfg.ita_per_subject:
+        per_subject_ita(records, analyses, cfg.scheme)
     eligible = sum(a.ok for a in analyses)
     stats, split_of = select(records, analyses, cfg)
     todo = [(r, a) for r, a in zip(records, analyses) if a.ok]
@@ -145,5 +183,6 @@ def curate(records: Sequence[Record], out_dir: str | Path, cfg: CurateConfig | N
     rejects = [_reject_row(r, a) for r, a in zip(records, analyses) if not a.ok]
     write_table(manifest, MANIFEST_SCHEMA, out_dir / "manifest.parquet")
     write_table(rejects, REJECTS_SCHEMA, out_dir / "rejects.parquet")
-    metrics = curate_metrics(records, analyses, eligible, stats, split_of, list(cfg.splits), manifest)
+    metrics = curate_metrics(records, analyses, eligible, stats, split_of, list(cfg.splits), manifest, scheme=cfg.scheme,
+                             ita_method=cfg.ita_method, fallback=detector_fallback(cfg, analyses))  # fmt: skip
     return CurateResult(manifest, rejects, metrics, analyses)

@@ -24,23 +24,36 @@ label_age        string?
 fitzpatrick_gt   string?              ground truth when the source has it
 ita_gt           float64?
 mask_path        string?              cropped label map PNG (relative), if labels existed
-ita              float64              ITA° of the skin (faces/ita.py)
-lab              list<float64>[3]     median skin L*, a*, b*
+ita              float64              ITA° the type comes from: ``ita_raw``, or the corrected
+                                      one (``ita_method``), or the subject's median over
+                                      video frames (``ita_subject``)
+lab              list<float64>[3]     median skin L*, a*, b* behind ``ita`` (per frame)
 fitzpatrick      string               "I".."VI" under ``ita_scheme``
 ita_category     string               the scheme's own class name ("tan", ...)
 ita_scheme       string               key of faces/skin_types.py SCHEMES
-monk             int8                 Monk Skin Tone 1..10 (nearest swatch, CIEDE2000)
+ita_raw          float64              ITA° of the skin as photographed (faces/ita.py)
+ita_method       string               faces/illumination.py method behind ``ita`` ("raw": none)
+ita_confidence   float64?             that method's confidence, 0-1
+ita_flag         string?              "low_confidence": a correction was asked for but found no
+                                      usable reference (or too little confidence); ``ita`` is raw
+ita_subject      float64?             video frames: median ITA over the subject's frames
+ita_subject_iqr  float64?             ... and its interquartile range (the spread over frames)
+                                      (the Monk Skin Tone column was dropped: photographed skin
+                                      never reaches MST 1-4 (L* 88-94) or 9-10 (L* 15-21), so the
+                                      nearest swatch only ever said 5-8; README "Skin typing")
 skin_mask        string               "labels" or "landmarks"
 n_skin_pixels    int32                pixels the ITA used
 foreground       string               foreground backend that made ``alpha_path``
                                       (faces/foreground.py: ground_truth, labels,
                                       ellipse, none)
-fg_iou_ellipse   float64?             IoU of the photo mask backend (landmark ellipse)
-                                      with the ground-truth alpha, where one exists
-landmark_source  string               "ground_truth" (SynthHeads) or "dlib"
+fg_iou_ellipse   float64?             IoU of each photo mask backend (landmark ellipse,
+fg_iou_selfie                         MediaPipe selfie matte, head matte) with the
+fg_iou_head                           ground-truth alpha, where one exists
+landmark_source  string               "ground_truth" (SynthHeads), "mediapipe" or "dlib"
+face_flags       list<string>         faces/landmarks.py FLAGS of the kept face ("cut", ...)
 n_faces          int32                faces detected (the largest was kept; 1 for
                                       ground-truth landmarks)
-face_score       float64?             HOG confidence of the kept face (null: ground truth)
+face_score       float64?             detector confidence of the kept face (null: ground truth)
 other_boxes      list<list<float64>[4]>  x0, y0, x1, y1 (source px) of the other faces
 src_width        int32                original size after EXIF rotation
 src_height       int32
@@ -54,7 +67,8 @@ landmarks        list<list<float32>[2]>[68]  iBUG-68 (x, y) in crop pixels
 ``rejects.parquet`` — one row per input not kept: ``image_id, source,
 subject_id, path, reason`` (one of ``item.REJECT_REASONS``), ``detail``
 (human-readable), ``n_faces`` (int32?), ``ita`` (float64?, set for
-``over_quota`` and ``low_chroma``), ``fitzpatrick`` (string?).
+``over_quota`` and ``low_chroma``), ``fitzpatrick`` (string?),
+``landmark_source`` (string?), ``face_flags`` (list<string>).
 """
 
 from __future__ import annotations
@@ -69,8 +83,10 @@ MANIFEST_SCHEMA = pa.schema(
         ("frame_index", I32), ("label_race", S), ("label_gender", S), ("label_age", S),
         ("fitzpatrick_gt", S), ("ita_gt", F64), ("mask_path", S),
         ("ita", F64), ("lab", pa.list_(F64, 3)), ("fitzpatrick", S), ("ita_category", S), ("ita_scheme", S),
-        ("monk", pa.int8()), ("skin_mask", S), ("n_skin_pixels", I32), ("foreground", S),
-        ("fg_iou_ellipse", F64), ("landmark_source", S), ("n_faces", I32), ("face_score", F64),
+        ("ita_raw", F64), ("ita_method", S), ("ita_confidence", F64), ("ita_flag", S), ("ita_subject", F64),
+        ("ita_subject_iqr", F64), ("skin_mask", S), ("n_skin_pixels", I32), ("foreground", S),
+        ("fg_iou_ellipse", F64), ("fg_iou_selfie", F64), ("fg_iou_head", F64), ("landmark_source", S),
+        ("face_flags", pa.list_(S)), ("n_faces", I32), ("face_score", F64),
         ("other_boxes", pa.list_(pa.list_(F64, 4))), ("src_width", I32), ("src_height", I32),
         ("crop_mode", S), ("crop_size", I32), ("crop_box", pa.list_(F64, 4)), ("crop_matrix", pa.list_(F64, 6)),
         ("landmarks", pa.list_(pa.list_(pa.float32(), 2), 68)),
@@ -80,7 +96,7 @@ MANIFEST_SCHEMA = pa.schema(
 REJECTS_SCHEMA = pa.schema(
     [
         ("image_id", S), ("source", S), ("subject_id", S), ("path", S), ("reason", S), ("detail", S),
-        ("n_faces", I32), ("ita", F64), ("fitzpatrick", S),
+        ("n_faces", I32), ("ita", F64), ("fitzpatrick", S), ("landmark_source", S), ("face_flags", pa.list_(S)),
     ]
 )  # fmt: skip
 

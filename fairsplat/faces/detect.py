@@ -48,7 +48,10 @@ class ModelMissing(RuntimeError):
 class Face:
     box: np.ndarray  # float [4] x0, y0, x1, y1 in image pixels
     landmarks: np.ndarray  # float [68, 2] (x, y), iBUG-68 order
-    score: float  # HOG detector confidence (higher is surer)
+    score: float  # detector confidence (dlib HOG: higher is surer; MediaPipe: probability)
+    points: np.ndarray | None = None  # the backend's own points when not the 68 (MediaPipe: [468, 3])
+    backend: str = "dlib"  # faces/landmarks.py LANDMARKS key that found it
+    flags: tuple[str, ...] = ()  # faces/landmarks.py FLAGS that apply (cut by the border, ...)
 
     @property
     def size(self) -> float:

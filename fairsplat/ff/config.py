@@ -33,6 +33,7 @@ class FFConfig:
     grad_checkpointing: bool = False
     loss: LossWeights = field(default_factory=LossWeights)
     type_mix: dict[str, float] = field(default_factory=lambda: {t: 1.0 for t in ("I", "II", "III", "IV", "V", "VI")})
+    flame: str = "tracked"  # "neutral": shape and expression zeroed in training (seed 000's choice)
     train_split: str = "train"
     eval_splits: tuple[str, ...] = ("test",)
     watch_split: str = "val"
@@ -43,5 +44,8 @@ class FFConfig:
     baseline_steps: int = 300
     baseline_lr: float = 0.01
     backend: str = "auto"
+    reference: str = "balanced"
+    workers: int = 2
+    threads: int = 1
     seed: int = 0
     accel: AccelConfig = field(default_factory=lambda: AccelConfig(section="train_ff"))

@@ -1,10 +1,17 @@
-"""Stage ``train_ff``: train the generator and the constant-avatar baseline, score both on held-out subjects.
+"""Stage ``train_ff``: the generator, its balanced reference and the constant-avatar baseline, scored held-out.
 
-Order of work (every process of an ``accelerate launch`` runs it; only the
-main process writes): load crops + tracks -> draw the training identities by
-``type_mix`` -> train the generator on the shared skeleton (resumable) ->
-fit the constant avatar with the same losses -> self-reenactment of held-out
-subjects for K in ``eval_ks`` -> metrics rows -> per-type table.
+Order of work (only the main process writes):
+1. load crops + tracks; train two generators side by side (``fairsplat.train.jobs``, one
+   process and one torch thread each): ``ff`` on the training identities drawn by
+   ``type_mix`` (the skewed base that LoRA later corrects) and, with
+   ``reference: balanced``, ``balanced`` on every training identity, equal per type
+   (the reference that per-type *deficits* are measured against, issue 12);
+2. fit the constant avatar (one avatar for everyone, no image input) with the same losses;
+3. self-reenactment of held-out subjects for K in ``eval_ks``, one row per
+   (variant, K, subject, target) (``evaluate.py``).
+
+Each generator's run is resumable (``.checkpoints/train_ff/<variant>``): a killed
+stage restarts where its checkpoints left off.
 """
 
 from __future__ import annotations
@@ -20,23 +27,52 @@ from fairsplat.ff.config import FFConfig
 from fairsplat.ff.data import Frames, load_frames, mix_identities
 from fairsplat.ff.evaluate import heldout_subjects, score_heldout
 from fairsplat.ff.task import FFTask, watch_pairs
+from fairsplat.labels import FITZPATRICK
+from fairsplat.models.generator import Generator
 from fairsplat.models.lam import ConstantAvatar
 from fairsplat.train import loop
-from fairsplat.train.accel import seed_everything
+from fairsplat.train.accel import build_accelerator, seed_everything
+from fairsplat.train.jobs import run_jobs, to_arrays, to_tensors
 from fairsplat.train.loop import Every, LoopConfig
 from fairsplat.train.optim import OptimConfig
+
+BALANCED = {t: 1.0 for t in FITZPATRICK}
+
+
+@dataclass
+class VariantJob:
+    """One generator to train, everything a spawned worker needs to do it alone."""
+
+    name: str  # "ff" (type_mix) or "balanced"
+    cfg: FFConfig
+    head: Path
+    curated: Path
+    tracks: Path
+    checkpoint_dir: Path | None
+    fingerprint: str
+
+
+@dataclass
+class VariantResult:
+    name: str
+    state: dict  # name -> numpy array
+    history: list[dict]
+    steps: int
+    resumed_from: int | None
+    seconds: float
+    subjects: list[str]
 
 
 @dataclass
 class FFResult:
-    model: torch.nn.Module  # the trained generator (CPU, eval)
+    models: dict[str, torch.nn.Module]  # "ff" (the stage's generator), "balanced" (reference), CPU, eval
     baseline: ConstantAvatar
     binding: AvatarBinding
-    rows: list[dict]  # held-out rows of both variants
+    rows: list[dict]  # held-out rows of every variant
     frames: Frames
-    subjects: list[str]  # training identities
+    subjects: dict[str, list[str]]  # training identities per variant
     skipped_subjects: list[str]  # held-out subjects with too few crops to score
-    history: list[dict]
+    histories: dict[str, list[dict]]
     info: dict
 
 
@@ -60,12 +96,28 @@ def lpips_ready(net: str) -> tuple[bool, str | None]:
 
 def train_generator(cfg: FFConfig, frames: Frames, subjects: list[str], binding: AvatarBinding, acc, live=None,
                     progress: bool = True, checkpoint_dir: Path | None = None, fingerprint: str = "",
-                    stop_at: int | None = None):  # fmt: skip
+                    stop_at: int | None = None, name: str = "train_ff"):  # fmt: skip
     use_lpips, _ = lpips_ready(cfg.loss.lpips_net)
     task = FFTask(cfg, frames, subjects, binding, watch_pairs(frames, cfg.watch_split), use_lpips)
     seed_everything(cfg.seed)
-    return loop.fit(task, loop_config(cfg), acc, live=live, progress=progress, checkpoint_dir=checkpoint_dir,
+    return loop.fit(task, loop_config(cfg, name), acc, live=live, progress=progress, checkpoint_dir=checkpoint_dir,
                     fingerprint=fingerprint, stop_at=stop_at)  # fmt: skip
+
+
+def train_variant(job: VariantJob, acc=None, progress: bool = False) -> VariantResult:
+    """Train one generator from scratch (or from its checkpoint); runs in a worker or in-process."""
+    from fairsplat.head.model import HeadModel
+
+    cfg = job.cfg
+    acc = acc or build_accelerator(cfg.accel)
+    frames = load_frames(job.curated, job.tracks, [cfg.train_split, cfg.watch_split])
+    subjects = mix_identities(frames, cfg.train_split, cfg.type_mix, cfg.seed)
+    binding = AvatarBinding(HeadModel.load(job.head), cfg.model.binding).to(acc.device)
+    t0 = time.perf_counter()
+    res = train_generator(cfg, frames, subjects, binding, acc, None, progress, job.checkpoint_dir, job.fingerprint,
+                          name=f"train_ff/{job.name}")  # fmt: skip
+    state = to_arrays(res.model.state_dict())  # numpy: safe to return from a worker process
+    return VariantResult(job.name, state, res.history, res.steps, res.resumed_from, time.perf_counter() - t0, subjects)
 
 
 def fit_baseline(cfg: FFConfig, frames: Frames, subjects: list[str], binding: AvatarBinding, acc, progress: bool = True):
@@ -76,28 +128,45 @@ def fit_baseline(cfg: FFConfig, frames: Frames, subjects: list[str], binding: Av
     task = FFTask(bcfg, frames, subjects, binding, None, use_lpips,
                   make_model=lambda: ConstantAvatar(len(binding), cfg.model.heads))  # fmt: skip
     seed_everything(cfg.seed + 1)
-    return loop.fit(task, loop_config(bcfg, "train_ff_baseline"), acc, progress=progress)
+    return loop.fit(task, loop_config(bcfg, "train_ff/baseline"), acc, progress=progress)
 
 
-def run_train_ff(cfg: FFConfig, head, curated: Path, tracks: Path, acc, live=None, progress: bool = True,
+def variant_jobs(cfg: FFConfig, head: Path, curated: Path, tracks: Path, checkpoints: Path | None, fp: str) -> list[VariantJob]:
+    names = {"ff": cfg} | ({"balanced": replace(cfg, type_mix=BALANCED)} if cfg.reference == "balanced" else {})
+    return [VariantJob(n, c, head, curated, tracks, None if checkpoints is None else checkpoints / n, f"{fp}:{n}")
+            for n, c in names.items()]  # fmt: skip
+
+
+def run_train_ff(cfg: FFConfig, head_path: Path, curated: Path, tracks: Path, acc, progress: bool = True,
                  checkpoint_dir: Path | None = None, fingerprint: str = "") -> FFResult:  # fmt: skip
-    splits = [cfg.train_split, cfg.watch_split, *cfg.eval_splits]
-    frames = load_frames(curated, tracks, splits)
-    subjects = mix_identities(frames, cfg.train_split, cfg.type_mix, cfg.seed)
-    binding = AvatarBinding(head, cfg.model.binding).to(acc.device)
+    from fairsplat.head.model import HeadModel
+
+    jobs = variant_jobs(cfg, head_path, curated, tracks, checkpoint_dir, fingerprint)
     t0 = time.perf_counter()
-    res = train_generator(cfg, frames, subjects, binding, acc, live, progress, checkpoint_dir, fingerprint)
+    if acc.num_processes == 1:  # side by side, a process each
+        results = run_jobs(train_variant, jobs, cfg.workers, threads=max(1, cfg.threads))
+    else:  # every rank of a DDP launch trains each variant in turn
+        results = [train_variant(j, acc, progress) for j in jobs]
     train_s = time.perf_counter() - t0
-    base = fit_baseline(cfg, frames, subjects, binding, acc, progress)
-    model, baseline = res.model.eval(), base.model.eval()
+    frames = load_frames(curated, tracks, [cfg.train_split, cfg.watch_split, *cfg.eval_splits])
+    binding = AvatarBinding(HeadModel.load(head_path), cfg.model.binding).to(acc.device)
+    models = {}
+    for r in results:
+        models[r.name] = Generator(cfg.model)
+        models[r.name].load_state_dict(to_tensors(r.state))
+        models[r.name].to(acc.device).eval()
+    subjects = {r.name: r.subjects for r in results}
+    baseline = fit_baseline(cfg, frames, subjects["ff"], binding, acc, progress).model.eval()
     held, short = heldout_subjects(frames, cfg.eval_splits, cfg.eval_ks)
     rows = []
     if acc.is_main_process:
-        rows = score_heldout(model, frames, binding, held, cfg.eval_ks, cfg.size, cfg.backend, "ff")
-        rows += score_heldout(baseline, frames, binding, held, cfg.eval_ks, cfg.size, cfg.backend, "baseline")
+        for name, net in [*models.items(), ("baseline", baseline)]:
+            rows += score_heldout(net, frames, binding, held, cfg.eval_ks, cfg.size, cfg.backend, name)
     lp_ok, lp_reason = lpips_ready(cfg.loss.lpips_net)
-    info = {"train_seconds": round(train_s, 1), "steps": res.steps, "resumed_from": res.resumed_from,
+    ff = next(r for r in results if r.name == "ff")
+    info = {"train_seconds": round(train_s, 1), "train_seconds_per_variant": {r.name: round(r.seconds, 1) for r in results},
+            "steps": ff.steps, "resumed_from": ff.resumed_from, "variants_trained": len(results),
             "gaussians": len(binding), "lpips_loss": lp_ok, "lpips_loss_absent_reason": lp_reason,
-            "parameters": sum(p.numel() for p in model.parameters()),
-            "trainable_parameters": sum(p.numel() for p in model.parameters() if p.requires_grad)}  # fmt: skip
-    return FFResult(model.cpu(), baseline.cpu(), binding.cpu(), rows, frames, subjects, short, res.history, info)
+            "parameters": sum(p.numel() for p in models["ff"].parameters())}  # fmt: skip
+    return FFResult({k: m.cpu() for k, m in models.items()}, baseline.cpu(), binding.cpu(), rows, frames, subjects,
+                    short, {r.name: r.history for r in results}, info)  # fmt: skip

@@ -50,6 +50,8 @@ class FFTask:
 
     def train_step(self, model, batch: dict[str, Tensor]) -> dict[str, Tensor]:
         batch = {k: v.to(self.device) for k, v in batch.items()}
+        if self.cfg.flame == "neutral":  # seed 000 trained with neutral FLAME: mean shape, no expression
+            batch["shape"], batch["target_expr"] = torch.zeros_like(batch["shape"]), torch.zeros_like(batch["target_expr"])
         attrs = model(batch["sources"], self._points(batch["shape"]))
         rgb, alpha, _ = render_targets(self.binding, attrs, batch, self.cfg.size, self.cfg.backend)
         return self.losses(rgb, alpha, batch, attrs.offsets)

@@ -120,6 +120,28 @@ def _read_state(path: Path) -> dict[str, torch.Tensor]:
     return state.get("state_dict", state) if isinstance(state, dict) else state
 
 
+IMAGENET = "imagenet"
+"""``encoder_weights`` value meaning "the project's registry ImageNet weights" (fairsplat/weights)."""
+
+
+def load_imagenet_encoder(model: Parser) -> dict[str, int | str]:
+    """ImageNet weights from the weights registry into the encoder. Only ``vgg16`` has any offline:
+    the VGG16 trunk of the LPIPS checkpoint (``lpips_vgg``, via ``weights.backbones.vgg16_features``);
+    smp's vgg16 encoder is torchvision's ``features`` stack, so the 26 tensors map one to one."""
+    if model.cfg.encoder != "vgg16":
+        raise ValueError(f"encoder-weights: imagenet: no offline ImageNet weights for encoder {model.cfg.encoder!r}; "
+                         "the registry has VGG16 only (encoder: vgg16), or give a local state dict path")  # fmt: skip
+    from fairsplat.weights.backbones import vgg16_features
+
+    state = {f"features.{k}": v for k, v in vgg16_features().state_dict().items()}
+    own = model.net.encoder.state_dict()
+    match = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
+    if len(match) != len(own):
+        raise ValueError(f"vgg16 ImageNet weights: {len(match)}/{len(own)} encoder tensors match")
+    model.net.encoder.load_state_dict(match, strict=True)
+    return {"matched": len(match), "encoder_tensors": len(own), "encoder_weights_source": "registry lpips_vgg (ImageNet VGG16)"}
+
+
 def load_encoder_weights(model: Parser, path: str | Path) -> dict[str, int]:
     """Load a local encoder state dict (e.g. ImageNet resnet18 from torchvision or timm).
 

@@ -35,7 +35,7 @@ import torch
 import torch.nn.functional as F
 
 from fairsplat.labels import NUM_CLASSES
-from fairsplat.models.parser import Parser, ParserConfig, load_encoder_weights
+from fairsplat.models.parser import IMAGENET, Parser, ParserConfig, load_encoder_weights, load_imagenet_encoder
 from fairsplat.parse.base import ModelBackend, Options
 from fairsplat.io.images import load_labels, load_rgb
 from fairsplat.parse.data import Item, LabelledCrops
@@ -63,6 +63,8 @@ class TrainConfig:
     flip: bool = True
     affine: float = 0.0
     colour_jitter: float = 0.2
+    illuminant: float = 0.0
+    blur: float = 0.0
     train_splits: tuple[str, ...] = ("train",)
     eval_splits: tuple[str, ...] = ("val", "test")
     eval_every: int = 10
@@ -100,9 +102,46 @@ def build_model(cfg: TrainConfig) -> tuple[Parser, dict[str, Any]]:
     """The parser on CPU (``accelerator.prepare`` places it), encoder weights loaded if given."""
     model = Parser(cfg.model)
     info: dict[str, Any] = {"encoder_init": "random"}
-    if cfg.encoder_weights:
+    if cfg.encoder_weights == IMAGENET:
+        info = {"encoder_init": IMAGENET, **load_imagenet_encoder(model)}
+    elif cfg.encoder_weights:
         info = {"encoder_init": str(cfg.encoder_weights), **load_encoder_weights(model, cfg.encoder_weights)}
     return model, info
+
+
+def photo_augment(illuminant: float, blur: float) -> Callable[[torch.Tensor], torch.Tensor] | None:
+    """What uncontrolled photos do, per image (torch's seeded global RNG): with probability
+    ``illuminant`` a blackbody light 2,700-7,500 K on a D65-balanced camera and a -1 to +1 EV
+    exposure error (in linear RGB, as synth's ``hard`` lighting); with probability ``blur`` a
+    Gaussian blur, sigma 0.5-1.5 px. Labels are unchanged: the parser must read parts, not light."""
+    if illuminant <= 0 and blur <= 0:
+        return None
+    from fairsplat.faces.light import illuminant_gains
+
+    cct_range = (2700.0, 7500.0)  # as synth's hard lighting (synth/scene.py HARD_CCT)
+
+    def f(x: torch.Tensor) -> torch.Tensor:  # [B, 3, S, S] in [0, 1]
+        b = x.shape[0]
+        if illuminant > 0:
+            on = torch.rand(b) < illuminant
+            cct = torch.exp(torch.empty(b).uniform_(float(np.log(cct_range[0])), float(np.log(cct_range[1]))))
+            ev = torch.empty(b).uniform_(-1.0, 1.0)
+            gains = torch.tensor([illuminant_gains(float(t)) for t in cct], dtype=x.dtype) * (2.0**ev)[:, None]
+            gains = torch.where(on[:, None], gains, torch.ones_like(gains))
+            lin = torch.where(x <= 0.04045, x / 12.92, ((x + 0.055) / 1.055) ** 2.4) * gains[:, :, None, None]
+            lin = lin.clamp(0, 1)
+            x = torch.where(lin <= 0.0031308, 12.92 * lin, 1.055 * lin.clamp_min(1e-8) ** (1 / 2.4) - 0.055)
+        if blur > 0:
+            import kornia.filters as KF
+
+            on = torch.rand(b) < blur
+            sigma = torch.empty(b).uniform_(0.5, 1.5)
+            if on.any():
+                xb = torch.stack([KF.gaussian_blur2d(x[i : i + 1], (7, 7), (float(sigma[i]), float(sigma[i])))[0] for i in range(b)])
+                x = torch.where(on[:, None, None, None], xb, x)
+        return x.clamp(0, 1)
+
+    return f
 
 
 def colour_jitter(strength: float) -> Callable[[torch.Tensor], torch.Tensor] | None:
@@ -209,6 +248,7 @@ class ParserTask:
         loader = torch.utils.data.DataLoader(self.data, batch_size=cfg.batch_size, shuffle=True, generator=gen)
         weight = class_weights(self.train, len(cfg.model.labels), cfg.class_weight_power, cfg.model.size)
         self.loss, self.jitter = loss_fn(cfg.dice_weight, weight), colour_jitter(cfg.colour_jitter)
+        self.photo = photo_augment(cfg.illuminant, cfg.blur)
         return model, loader, gen
 
     def start_epoch(self, epoch: int) -> None:
@@ -216,6 +256,8 @@ class ParserTask:
 
     def train_step(self, model, batch) -> dict[str, torch.Tensor]:
         x, y = batch  # [B, 3, S, S], [B, S, S]
+        if self.photo is not None:
+            x = self.photo(x)
         if self.jitter is not None:
             x = self.jitter(x)
         return {"loss": self.loss(model(x), y)}

@@ -35,13 +35,23 @@ class CurateParams(Section):
     """Background level; seed 000 composited on mid-grey 0.5 to limit the luminance
     halo that light or dark backgrounds leave around hair, worst on dark skin."""
 
-    foreground: Literal["auto", "ground_truth", "labels", "ellipse", "none"] = "auto"
-    """Foreground-mask backend (faces/foreground.py). auto = ground-truth alpha, else
-    a label map, else the landmark ellipse (the only offline option for photos)."""
+    foreground: Literal["auto", "ground_truth", "labels", "head", "selfie", "ellipse", "none"] = "auto"
+    """Foreground-mask backend (faces/foreground.py). auto = ground-truth alpha, else a label map,
+    else ``head`` (MediaPipe's selfie matte inside a head-and-neck window: keeps hair), else the
+    landmark ellipse. IoU against SynthHeads alpha: ellipse 0.746, selfie 0.955, head 0.935."""
+
+    score_foreground: bool = True
+    """Score every photo backend (ellipse, selfie, head) against ground-truth alpha where it
+    exists (``fg_iou_*`` in metrics/curate.json): ~16 ms a crop for the two MediaPipe mattes."""
 
     landmarks: Literal["auto", "detect"] = "auto"
-    """auto: ground-truth landmarks when the source has them (SynthHeads), dlib
-    otherwise; detect: always dlib (to exercise the photo path on SynthHeads)."""
+    """auto: ground-truth landmarks when the source has them (SynthHeads), the ``detector``
+    otherwise; detect: always the detector (to exercise the photo path on SynthHeads)."""
+
+    detector: Literal["mediapipe", "dlib"] = "mediapipe"
+    """Landmark backend for photos (faces/landmarks.py). mediapipe: held-out SynthHeads detection
+    rate 1.0 in every type (dlib 0.56-0.69 for V-VI), 12-30 ms a face; falls back to dlib, named in
+    the metrics (``landmarks_fallback``), when its model files are missing or corrupt."""
 
     min_side: int = Field(64, ge=1)
     """Photos with a shorter side below this are rejected too_small: no usable face fits."""
@@ -79,6 +89,20 @@ class CurateParams(Section):
     min_skin_chroma: float = Field(3.0, ge=0.0)
     """Median skin chroma C*ab below this: rejected low_chroma (sepia, toned or
     colour-stripped photo). The darkest MST swatch has C* 3.8."""
+
+    ita_method: Literal["raw", "sclera", "sclera_flat", "grey_edge", "white_patch"] = "raw"
+    """Illumination correction before the skin type (faces/illumination.py). raw: none. Measured on
+    SynthHeads-hard-lighting and default renders (README "Skin typing"): no correction reaches
+    the issue-16 floor, and every one costs accuracy on well-lit faces, so the default types the
+    pixels as photographed; the others stay opt-in and are recorded per crop (method, confidence)."""
+
+    ita_min_confidence: float = Field(0.5, ge=0.0, le=1.0)
+    """A correction whose confidence is below this is not used: the raw ITA is kept and the crop
+    flagged ``low_confidence`` (no reference in the face: eyes closed or too small)."""
+
+    ita_per_subject: bool = True
+    """Video frames (records with a frame index) take their subject's median ITA over frames:
+    lighting changes between frames, skin does not; the spread is kept (``ita_subject_iqr``)."""
 
     scheme: str = "chardon_delbino_6"
     """ITA -> Fitzpatrick scheme (faces/skin_types.py SCHEMES). Chardon / Del Bino,

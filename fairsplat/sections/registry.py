@@ -11,11 +11,17 @@ from pathlib import Path
 from fairsplat.config import ParamsError, Section, parse_section, read_params
 from fairsplat.sections.curate import CurateParams
 from fairsplat.sections.degrade import DegradeSection
+from fairsplat.sections.enhance import EnhanceParams
+from fairsplat.sections.evaluate import EvaluateParams
 from fairsplat.sections.head import HeadParams
 from fairsplat.sections.ingest import IngestParams
+from fairsplat.sections.lora import LoraParams
 from fairsplat.sections.parse import ParseParams
+from fairsplat.sections.refine import RefineParams
+from fairsplat.sections.report import ReportParams
 from fairsplat.sections.synth import SynthParams
 from fairsplat.sections.track import TrackParams
+from fairsplat.sections.train_enhancer import TrainEnhancerParams
 from fairsplat.sections.train_ff import TrainFFParams
 from fairsplat.sections.train_parser import TrainParserParams
 
@@ -29,6 +35,12 @@ SECTIONS: dict[str, type[Section]] = {
     "degrade": DegradeSection,
     "track": TrackParams,
     "train_ff": TrainFFParams,
+    "lora": LoraParams,
+    "refine": RefineParams,
+    "evaluate": EvaluateParams,
+    "report": ReportParams,
+    "train_enhancer": TrainEnhancerParams,
+    "enhance": EnhanceParams,
 }
 
 

@@ -13,7 +13,8 @@ from typing import ClassVar, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from fairsplat.config import Section, bare_no
+from fairsplat.config import Section
+from fairsplat.sections.trainer import TrainerParams
 from fairsplat.labels import FITZPATRICK
 
 
@@ -38,7 +39,7 @@ class LossParams(Section):
 SKEWED_MIX = {"I": 0.25, "II": 0.25, "III": 0.25, "IV": 0.12, "V": 0.08, "VI": 0.05}
 
 
-class TrainFFParams(Section):
+class TrainFFParams(TrainerParams):
     section: ClassVar[str] = "train_ff"
 
     encoder: Literal["dinov2", "vgg16"] = "dinov2"
@@ -106,9 +107,6 @@ class TrainFFParams(Section):
     """LAM, seed 000: (0.9, 0.95)."""
     warmup: int = Field(30, ge=0)
     """Linear warm-up steps before the cosine decay (LAM: 3,000 of its run)."""
-    grad_clip: float = Field(1.0, gt=0.0)
-    grad_checkpointing: bool = False
-    """Recompute decoder blocks in backward (memory for ~30% time); on in params/gpu.yaml."""
     loss: LossParams = LossParams()
     type_mix: dict[str, float] = SKEWED_MIX
     """Share of each type among the training identities (not just their sampling rate: a rare type means fewer
@@ -122,25 +120,17 @@ class TrainFFParams(Section):
     eval_every: int = Field(100, ge=0)
     checkpoint_every: int = Field(100, ge=0)
     """Resumable checkpoints in .checkpoints/train_ff (resumed when params and inputs match)."""
-    log_every: int = Field(10, ge=1)
     baseline_steps: int = Field(200, ge=1)
     """Steps of the constant-avatar baseline (one avatar for everyone, no image input)."""
     baseline_lr: float = Field(0.01, gt=0.0)
+    reference: Literal["balanced", "none"] = "balanced"
+    """balanced: also train a generator on every training identity, equal per type, from scratch with the same
+    params: the reference the per-type deficits of the skewed base (and of LoRA, stage lora) are measured against
+    (issue 12). It trains beside the base in a second process, so it costs no wall time on 2 idle cores."""
+    workers: int = Field(2, ge=1)
+    """Processes for the variants (base, reference), one torch thread each; 1 = one after the other."""
     backend: Literal["auto", "torch", "gsplat", "dense"] = "auto"
     """Rasteriser backend (auto: gsplat on CUDA when installed, else torch)."""
-    seed: int = Field(0, ge=0)
-    device: Literal["auto", "cpu"] = "auto"
-    mixed_precision: Literal["no", "bf16", "fp16"] = "no"
-    """Autocast of the networks (the rasteriser and losses run fp32); bf16 in params/gpu.yaml."""
-    grad_accum: int = Field(1, ge=1)
-    threads: int = Field(1, ge=0)
-    """torch CPU threads (0 = torch's default). 1: on 2 shared cores a second OpenMP thread made a step
-    2.7x slower whenever another process ran (0.94 s vs 2.57 s)."""
-
-    @field_validator("mixed_precision", mode="before")
-    @classmethod
-    def _bare_no(cls, v: object) -> object:
-        return bare_no(v)
 
     @field_validator("type_mix")
     @classmethod
@@ -171,7 +161,6 @@ class TrainFFParams(Section):
         from fairsplat.models.encoders import EncoderConfig
         from fairsplat.models.generator import GeneratorConfig
         from fairsplat.models.lam import DecoderConfig, HeadsConfig
-        from fairsplat.train.accel import AccelConfig
 
         enc = EncoderConfig(self.encoder, self.encoder_size or self.size, self.encoder_dim, self.encoder_hidden, self.encoder_layers,
                             self.encoder_heads, self.encoder_patch, tuple(self.encoder_levels), self.encoder_path,
@@ -183,5 +172,5 @@ class TrainFFParams(Section):
         return self.to_config(
             FFConfig, model=model, batch=self.batch_size, betas=tuple(self.betas), loss=LossWeights(**dict(self.loss)),
             type_mix=dict(self.type_mix), eval_ks=tuple(self.eval_ks), eval_splits=tuple(self.eval_splits),
-            accel=AccelConfig(self.device, self.mixed_precision, self.grad_accum, "train_ff"),
+            accel=self.accel_config(),
         )  # fmt: skip

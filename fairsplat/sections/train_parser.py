@@ -35,11 +35,19 @@ class TrainParserParams(Section):
     classes the wide default costs ~15% more time for no measurable mIoU."""
 
     encoder_weights: str | None = None
-    """A local encoder state dict (.pth/.safetensors, e.g. ImageNet resnet18). null = random
-    init: nothing is ever downloaded."""
+    """null = random init; ``imagenet`` = the registry's ImageNet weights (only ``encoder: vgg16``
+    has any offline: the VGG16 trunk of ``lpips_vgg``); or a local encoder state dict
+    (.pth/.safetensors). Nothing is ever downloaded at training time."""
 
     size: int = Field(128, ge=32, le=2048)
     """Training/inference side, px; crops of other sizes are resized. Match curate.size."""
+
+    illuminant: float = Field(0.0, ge=0.0, le=1.0)
+    """Probability per crop of a coloured light (blackbody 2,700-7,500 K, no white balance) and a
+    -1..+1 EV exposure error in training (parse/train.py ``photo_augment``): real photos' light."""
+
+    blur: float = Field(0.0, ge=0.0, le=1.0)
+    """Probability per crop of a Gaussian blur (sigma 0.5-1.5 px) in training: soft or small faces."""
 
     epochs: int = Field(5, ge=1)
     """Passes over the train split. 5 over the default ~1,700 train crops is ~530 steps, the step
@@ -149,7 +157,8 @@ class TrainParserParams(Section):
             model=model, encoder_weights=self.encoder_weights, epochs=self.epochs, batch_size=self.batch_size,
             lr=self.lr, weight_decay=self.weight_decay, warmup_frac=self.warmup_frac, dice_weight=self.dice_weight,
             class_weight_power=self.class_weight_power,
-            flip=self.flip, affine=self.affine, colour_jitter=self.colour_jitter, train_splits=tuple(self.train_splits),
+            flip=self.flip, affine=self.affine, colour_jitter=self.colour_jitter, illuminant=self.illuminant, blur=self.blur,
+            train_splits=tuple(self.train_splits),
             eval_splits=tuple(self.eval_splits), eval_every=self.eval_every, seed=self.seed,
             accel=AccelConfig(device=self.device, mixed_precision=self.mixed_precision, grad_accum=self.grad_accum,
                               section="train_parser"),

@@ -18,6 +18,8 @@ class SynthConfig:
     backgrounds: tuple[str, ...] = ("flat", "gradient", "textured")
     light_max_angle: float = 25.0
     temperature_jitter: float = 0.03
+    lighting: str = "default"
     train_frac: float = 0.5
     val_frac: float = 0.25
     seed: int = 0
+    workers: int = 2

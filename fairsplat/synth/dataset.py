@@ -21,8 +21,8 @@ light_ambient, light_dir [3], light_tint [3], background, size.
 
 from __future__ import annotations
 
+import multiprocessing as mp
 import time
-from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -39,7 +39,7 @@ from fairsplat.synth.appearance import build_appearance
 from fairsplat.synth.identity import sample_identity
 from fairsplat.synth.motion import frame_params
 from fairsplat.synth.render import render_frame
-from fairsplat.synth.scene import background, orbit_eye, sample_light
+from fairsplat.synth.scene import background, light_for, orbit_eye
 
 
 S, I64, F64, B = pa.string(), pa.int64(), pa.float64(), pa.bool_()
@@ -52,6 +52,8 @@ MANIFEST_SCHEMA = pa.schema([
     ("background", S), ("size", I64),
 ])  # fmt: skip
 """``manifest.parquet``; the types pyarrow inferred before there was a schema, so files are unchanged."""
+LIGHTING_COLUMNS = [("light_exposure", F64), ("light_cct", F64)]
+"""Extra manifest columns of a non-default ``synth.lighting`` (the default's file keeps its old schema)."""
 IDENTITIES_SCHEMA = pa.schema([
     ("identity_id", S), ("fitzpatrick", S), ("ita", F64), ("skin_lab", _vec), ("skin_rgb", _vec), ("lip_rgb", _vec),
     ("hair", S), ("hair_rgb", _vec), ("hair_coverage", F64), ("hair_volume", F64), ("brow_rgb", _vec), ("iris", S),
@@ -62,6 +64,13 @@ ITA_CHECK_SCHEMA = pa.schema([
     ("image_id", S), ("fitzpatrick", S), ("ita_gt", F64), ("ita_measured", F64), ("class_measured", S), ("agree", B),
 ])  # fmt: skip
 """``ita_check.parquet``: rows of :func:`fairsplat.synth.report.ita_consistency` (frontal views)."""
+
+
+def manifest_schema(cfg: SynthConfig) -> pa.Schema:
+    """:data:`MANIFEST_SCHEMA`, plus :data:`LIGHTING_COLUMNS` for a non-default lighting preset."""
+    if cfg.lighting == "default":
+        return MANIFEST_SCHEMA
+    return pa.schema(list(MANIFEST_SCHEMA) + [pa.field(n, t) for n, t in LIGHTING_COLUMNS])
 
 
 def _rng(seed: int, *keys: int) -> np.random.Generator:
@@ -92,79 +101,97 @@ def expression_semantics(head) -> dict[str, int]:
     return {name: i for i, name in enumerate(EXPRESSION_NAMES)}
 
 
-@contextmanager
-def one_torch_thread():
-    """Run torch single-threaded inside the block, then restore.
-
-    Why: a frame is many small tensor ops (14K Gaussians at 128 px). With
-    torch's default OpenMP pool on a shared 2-core machine, threads spin-wait
-    on each other and a frame took ~570 ms; one thread took ~55 ms (measured
-    here, load average ~7).
-    """
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(n)
+_WORKER: dict = {}
 
 
-def build(head, cfg: SynthConfig, out: Path) -> tuple[pa.Table, pa.Table, dict]:
-    """Render the whole set into ``out`` (a fresh directory); returns tables and timing."""
-    with one_torch_thread():
-        return _build(head, cfg, out)
-
-
-def _build(head, cfg: SynthConfig, out: Path) -> tuple[pa.Table, pa.Table, dict]:
+def _init_worker(head, cfg: SynthConfig, out: Path) -> None:
+    """Per process: one torch thread, and the scene every identity shares (layer, binding, camera)."""
     from fairsplat.head.flame import FlameLayer
 
-    flame = FlameLayer(head)
-    binding = uv_grid_binding(head, resolution=cfg.uv_resolution)
+    torch.set_num_threads(1)
+    if mp.current_process().name != "MainProcess":  # pool workers: numba's parallel kernels one thread each too
+        import numba
+
+        numba.set_num_threads(1)
     v0 = torch.as_tensor(head.v_template)
     centre = 0.5 * (v0.min(0).values + v0.max(0).values)
     extent = float((v0.max(0).values - v0.min(0).values).max())
-    distance = 0.55 * extent / np.tan(np.radians(cfg.fov_deg / 2))
-    K = intrinsics(cfg.size, cfg.size, fov_deg=cfg.fov_deg)
-    semantics = expression_semantics(head)
+    _WORKER.update(head=head, cfg=cfg, out=out, flame=FlameLayer(head), binding=uv_grid_binding(head, resolution=cfg.uv_resolution),
+                   centre=centre, distance=0.55 * extent / np.tan(np.radians(cfg.fov_deg / 2)),
+                   K=intrinsics(cfg.size, cfg.size, fov_deg=cfg.fov_deg), semantics=expression_semantics(head))  # fmt: skip
+
+
+def _render_identity(job) -> tuple[list[dict], float]:
+    """Every frame x view of one identity: (manifest rows, seconds spent rendering)."""
+    ident, split = job
+    w = _WORKER
+    head, cfg, out, flame, binding, K, semantics = (w[k] for k in ("head", "cfg", "out", "flame", "binding", "K", "semantics"))
+    i = int(ident.identity_id.split("_")[1])
+    app = build_appearance(head, binding, ident, _rng(cfg.seed, 2, i))
+    expr, pose = frame_params(cfg.frames, head.exprdirs.shape[-1], semantics, _rng(cfg.seed, 3, i))
+    if not semantics:  # a real FLAME file: PCA expressions, small random draws
+        expr = (_rng(cfg.seed, 4, i).normal(0, 0.6, expr.shape) * (np.arange(cfg.frames) > 0)[:, None]).astype(np.float32)
+    shape = torch.tensor(ident.shape)
+    rows, render_s = [], 0.0
+    for f in range(cfg.frames):
+        for v, (yaw, pitch) in enumerate(cfg.views):
+            rng = _rng(cfg.seed, 5, i, f, v)
+            light = light_for(cfg.lighting, rng, cfg.light_max_angle, cfg.temperature_jitter)
+            kind = str(rng.choice(cfg.backgrounds))
+            bg = background(kind, cfg.size, rng)
+            view = look_at(orbit_eye(w["centre"], w["distance"], yaw, pitch), w["centre"])
+            t0 = time.perf_counter()
+            fr = render_frame(flame, binding, app, shape, torch.as_tensor(expr[f]), torch.as_tensor(pose[f]), view, K, cfg.size, light, bg)
+            render_s += time.perf_counter() - t0
+            rel = f"{ident.identity_id}/f{f:02d}_v{v:02d}.png"
+            for sub, arr in (("images", fr.rgb), ("alpha", fr.alpha), ("labels", fr.labels)):
+                save_png(out / sub / rel, arr, compress_level=SMALL_PNG, atomic=False)  # out: an atomic_dir
+            rows.append({
+                "image_id": f"{ident.identity_id}_f{f:02d}_v{v:02d}", "identity_id": ident.identity_id,
+                "split": split, "frame": f, "view": v, "yaw": float(yaw), "pitch": float(pitch),
+                "fitzpatrick": ident.fitzpatrick, "ita_gt": ident.ita,
+                "skin_lab": list(ident.skin_lab), "skin_rgb": list(ident.skin_rgb),
+                "rgb_path": f"images/{rel}", "alpha_path": f"alpha/{rel}", "label_path": f"labels/{rel}",
+                "landmarks": fr.landmarks.reshape(-1).tolist(), "visible": fr.visible.tolist(),
+                "shape": list(ident.shape), "expr": expr[f].tolist(), "pose": pose[f].tolist(),
+                "viewmat": view.reshape(-1).tolist(), "K": K.reshape(-1).tolist(),
+                "light_ambient": light.ambient, "light_dir": list(light.direction), "light_tint": list(light.tint),
+                "background": kind, "size": cfg.size, "light_exposure": light.exposure, "light_cct": light.cct,
+            })  # fmt: skip
+    return rows, render_s
+
+
+def build(head, cfg: SynthConfig, out: Path) -> tuple[pa.Table, pa.Table, dict]:
+    """Render the whole set into ``out`` (a fresh directory); returns tables and timing.
+
+    Identities are rendered on ``cfg.workers`` processes (one torch thread each);
+    every identity draws from its own seeded streams, so the bytes written do not
+    depend on the worker count.
+    """
     idents = [sample_identity(i, head.shapedirs.shape[-1], _rng(cfg.seed, 1, i)) for i in range(cfg.identities)]
     splits = assign_splits([x.fitzpatrick for x in idents], cfg.train_frac, cfg.val_frac, cfg.seed)
+    jobs = list(zip(idents, splits))
     rows, render_s = [], 0.0
-    total = cfg.identities * cfg.frames * len(cfg.views)
-    bar = tqdm(total=total, desc="synth", unit="img", mininterval=1.0)
-    for ident, split in zip(idents, splits):
-        i = int(ident.identity_id.split("_")[1])
-        app = build_appearance(head, binding, ident, _rng(cfg.seed, 2, i))
-        expr, pose = frame_params(cfg.frames, head.exprdirs.shape[-1], semantics, _rng(cfg.seed, 3, i))
-        if not semantics:  # a real FLAME file: PCA expressions, small random draws
-            expr = (_rng(cfg.seed, 4, i).normal(0, 0.6, expr.shape) * (np.arange(cfg.frames) > 0)[:, None]).astype(np.float32)
-        shape = torch.tensor(ident.shape)
-        for f in range(cfg.frames):
-            for v, (yaw, pitch) in enumerate(cfg.views):
-                rng = _rng(cfg.seed, 5, i, f, v)
-                light = sample_light(rng, cfg.light_max_angle, cfg.temperature_jitter)
-                kind = str(rng.choice(cfg.backgrounds))
-                bg = background(kind, cfg.size, rng)
-                view = look_at(orbit_eye(centre, distance, yaw, pitch), centre)
-                t0 = time.perf_counter()
-                fr = render_frame(flame, binding, app, shape, torch.as_tensor(expr[f]), torch.as_tensor(pose[f]), view, K, cfg.size, light, bg)
-                render_s += time.perf_counter() - t0
-                rel = f"{ident.identity_id}/f{f:02d}_v{v:02d}.png"
-                for sub, arr in (("images", fr.rgb), ("alpha", fr.alpha), ("labels", fr.labels)):
-                    save_png(out / sub / rel, arr, compress_level=SMALL_PNG, atomic=False)  # out: an atomic_dir
-                rows.append({
-                    "image_id": f"{ident.identity_id}_f{f:02d}_v{v:02d}", "identity_id": ident.identity_id,
-                    "split": split, "frame": f, "view": v, "yaw": float(yaw), "pitch": float(pitch),
-                    "fitzpatrick": ident.fitzpatrick, "ita_gt": ident.ita,
-                    "skin_lab": list(ident.skin_lab), "skin_rgb": list(ident.skin_rgb),
-                    "rgb_path": f"images/{rel}", "alpha_path": f"alpha/{rel}", "label_path": f"labels/{rel}",
-                    "landmarks": fr.landmarks.reshape(-1).tolist(), "visible": fr.visible.tolist(),
-                    "shape": list(ident.shape), "expr": expr[f].tolist(), "pose": pose[f].tolist(),
-                    "viewmat": view.reshape(-1).tolist(), "K": K.reshape(-1).tolist(),
-                    "light_ambient": light.ambient, "light_dir": list(light.direction), "light_tint": list(light.tint),
-                    "background": kind, "size": cfg.size,
-                })
-                bar.update()
+    bar = tqdm(total=len(jobs) * cfg.frames * len(cfg.views), desc="synth", unit="img", mininterval=1.0)
+    if cfg.workers == 1:
+        _init_worker(head, cfg, out)
+        results = map(_render_identity, jobs)
+        pool = None
+    else:
+        ctx = mp.get_context("forkserver")  # workers fork from a server that imported the renderer once
+        ctx.set_forkserver_preload(["fairsplat.synth.dataset"])
+        pool = ctx.Pool(cfg.workers, initializer=_init_worker, initargs=(head, cfg, out))
+        results = pool.imap(_render_identity, jobs)  # ordered: rows come back in identity order
+    try:
+        for r, seconds in results:
+            rows += r
+            render_s += seconds
+            bar.update(len(r))
+    finally:
+        if pool is not None:
+            pool.close()
+            pool.join()
     bar.close()
     id_rows = [{**x.to_row(), "split": s} for x, s in zip(idents, splits)]
-    timing = {"render_ms_per_image": 1000 * render_s / max(total, 1), "gaussians": len(binding)}
-    return pa.Table.from_pylist(rows, schema=MANIFEST_SCHEMA), pa.Table.from_pylist(id_rows, schema=IDENTITIES_SCHEMA), timing
+    timing = {"render_ms_per_image": 1000 * render_s / max(len(rows), 1), "gaussians": len(uv_grid_binding(head, cfg.uv_resolution))}
+    return pa.Table.from_pylist(rows, schema=manifest_schema(cfg)), pa.Table.from_pylist(id_rows, schema=IDENTITIES_SCHEMA), timing

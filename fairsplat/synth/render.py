@@ -106,7 +106,10 @@ def shade_srgb(app: Appearance, normals: torch.Tensor, means: torch.Tensor, ligh
     w = facing * torch.isin(app.labels, SKIN_IDS)
     exposure = (gain.mean(-1) * w).sum() / w.sum().clamp_min(1e-8)
     linear = kornia.color.rgb_to_linear_rgb(app.albedo.T[..., None])[..., 0].T  # [G, 3]
-    lit = (linear * gain / exposure.clamp_min(1e-3)).clamp(0, 1)
+    lit = (linear * gain / exposure.clamp_min(1e-3))
+    if light.exposure != 1.0:  # an exposure error after metering (hard preset); default bytes unchanged
+        lit = lit * light.exposure
+    lit = lit.clamp(0, 1)
     return kornia.color.linear_rgb_to_rgb(lit.T[..., None])[..., 0].T
 
 

@@ -11,6 +11,8 @@ runs its real code on the embedded default.
     tiny = build(Path("/tmp/tiny"))          # minutes on two CPU cores
     tiny.out("curate")                       # /tmp/tiny/data/curated
     tiny.metrics("track")["nme"]
+    tiny.copy("curate", tmp / "curated")     # a writable copy, to break on purpose
+    tiny.subset("synth", tmp / "synth", lambda row: row["frame"] == 0)   # fewer rows, files linked
 
 In tests it is the session fixture ``tiny_pipeline`` (tests/conftest.py): built
 once per session, shared by the pytest-xdist workers. Its outputs are made
@@ -43,13 +45,17 @@ import yaml
 ROOT = Path(__file__).resolve().parents[2]
 """The checkout the tiny repo is copied from (holds dvc.yaml, params.yaml, stages/, fairsplat/)."""
 
-COPIED = ("stages", "fairsplat")
-"""Code copied into the tiny repo beside dvc.yaml (the stages run ``python -m stages.<name>`` there)."""
+COPIED = ("stages", "fairsplat", "viewer")
+"""Code copied into the tiny repo beside dvc.yaml (the stages run ``python -m stages.<name>`` there; stage report
+inlines ``viewer/dist/viewer.js`` when ``make env`` built it). ``node_modules`` is never copied (:data:`IGNORED`)."""
+IGNORED = ("__pycache__", "*.pyc", "node_modules")
 
 MICRO: dict[str, dict] = {
     "head": {"preview-size": 64, "uv-resolution": 32},
-    "synth": {"identities": 12, "frames": 2, "views": [[0, 0], [30, 0]], "size": 96, "uv-resolution": 64},
-    "curate": {"size": 64, "per-type": 4, "min-face": 16.0, "min-skin-pixels": 40, "samples-per-type": 2, "workers": 1},
+    "synth": {"identities": 12, "frames": 2, "views": [[0, 0], [30, 0]], "size": 96, "uv-resolution": 64,
+              "train-frac": 0.5, "val-frac": 0.0, "workers": 1},  # 1 train + 1 test identity per type
+    "curate": {"size": 64, "per-type": 4, "min-face": 16.0, "min-skin-pixels": 40, "samples-per-type": 2, "workers": 1,
+               "splits": {"train": 0.5, "val": 0.25, "test": 0.25}},
     "train_parser": {"size": 64, "epochs": 1, "batch-size": 4, "eval-every": 1},
     "degrade": {"k": 1, "workers": 1},
     "track": {"iters": 3, "batch-size": 8, "plot-samples": 2},
@@ -57,6 +63,14 @@ MICRO: dict[str, dict] = {
                  "encoder-levels": [0, 1], "width": 16, "blocks": 1, "heads": 2, "max-points": 128, "head-hidden": 16,
                  "steps": 2, "batch-size": 2, "baseline-steps": 2, "eval-ks": [1], "eval-every": 1,
                  "checkpoint-every": 1, "log-every": 1, "threads": 1},
+    "lora": {"rank": 4, "alpha": 4.0, "steps": 2, "batch-size": 2, "warmup": 1, "log-every": 1, "checkpoint-every": 1},
+    "refine": {"iterations": 40, "scale-freeze": {"until": 10}, "log-scale-clamp": {"start": 10, "min": -3.0, "max": 1.0},
+               "aspect": {"weight": 0.1, "tau": 1.0, "start": 10},
+               "adaptive-tto": {"extend": 10, "cap": 60, "min-gain": 0.01, "watch": 1}, "subjects-per-type": None},
+    "evaluate": {"cross-frames": 1, "n-boot": 200},
+    "train_enhancer": {"steps": 2, "batch-size": 2, "warmup": 1, "eval-every": 1, "checkpoint-every": 1, "log-every": 1,
+                       "watch-pairs": 2},
+    "enhance": {"skip": 1, "max-targets": 2},
 }
 """Per-section overrides of params.yaml: the smallest sizes at which every stage still has
 something of every skin type to work on (12 identities = 2 per Fitzpatrick type, so each
@@ -83,18 +97,30 @@ def micro_params(root: Path = ROOT, micro: dict[str, dict] | None = None) -> dic
     return params
 
 
-def dvc(repo: Path, *args: str, timeout: float = 1200) -> subprocess.CompletedProcess:
-    """``python -m dvc <args>`` in ``repo`` with this interpreter's bin dir first on PATH, so the
-    stages' ``python -m stages.<name>`` run in the same environment as the caller, and with the
-    caller's pretrained weights (the copy has no ``.weights/``)."""
+def subprocess_env(repo: Path) -> dict[str, str]:
+    """The environment for a Python subprocess on the tiny pipeline in ``repo``: this interpreter's bin
+    dir first on PATH (the stages' ``python -m stages.<name>`` run in the caller's environment), the
+    checkout's pretrained weights, plain tracebacks.
+
+    Where bytecode writing is off (``PYTHONDONTWRITEBYTECODE``, as on our CI, with a venv holding no
+    .pyc), every process would compile torch, timm and dvc from source again (~4 s each); they share
+    one cache beside the repo instead (``PYTHONPYCACHEPREFIX``: nothing is written into the sources)."""
     bindir = str(Path(sys.executable).parent)
     env = {**os.environ, "PATH": f"{bindir}{os.pathsep}{os.environ.get('PATH', '')}", "DVC_NO_ANALYTICS": "1",
            "_TYPER_STANDARD_TRACEBACK": "1"}  # a failing stage's plain traceback, not rich's locals dump
     # the checkout's fetched weights (the tiny repo has no .weights/ of its own): real LPIPS in the stages
     env.setdefault("FAIRSPLAT_WEIGHTS_DIR", str(ROOT / ".weights"))
+    if env.pop("PYTHONDONTWRITEBYTECODE", None):
+        env.setdefault("PYTHONPYCACHEPREFIX", str(repo.parent / f"{repo.name}.pycache"))
+    return env
+
+
+def dvc(repo: Path, *args: str, timeout: float = 1200) -> subprocess.CompletedProcess:
+    """``python -m dvc <args>`` in ``repo``, in :func:`subprocess_env`."""
     return subprocess.run(
-        [sys.executable, "-m", "dvc", *args], cwd=repo, env=env, capture_output=True, text=True, timeout=timeout
-    )
+        [sys.executable, "-m", "dvc", *args], cwd=repo, env=subprocess_env(repo), capture_output=True, text=True,
+        timeout=timeout,
+    )  # fmt: skip
 
 
 def make_repo(dest: Path, root: Path = ROOT, micro: dict[str, dict] | None = None) -> Path:
@@ -102,7 +128,7 @@ def make_repo(dest: Path, root: Path = ROOT, micro: dict[str, dict] | None = Non
     ``root``, and micro params. Nothing run yet. -> dest"""
     dest.mkdir(parents=True, exist_ok=True)
     for name in COPIED:
-        shutil.copytree(root / name, dest / name, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+        shutil.copytree(root / name, dest / name, ignore=shutil.ignore_patterns(*IGNORED))
     shutil.copy(root / "dvc.yaml", dest / "dvc.yaml")
     (dest / "params.yaml").write_text(yaml.safe_dump(micro_params(root, micro), sort_keys=False))
     res = dvc(dest, "init", "--no-scm", "-q")

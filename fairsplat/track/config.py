@@ -13,6 +13,7 @@ from dataclasses import dataclass
 class TrackConfig:
     inputs: tuple[str, ...] = ("synth", "curated")
     landmarks: str = "gt"
+    detector: str = "mediapipe"
     synth_splits: tuple[str, ...] | None = ("test",)
     batch_size: int = 64
     n_shape: int | None = None

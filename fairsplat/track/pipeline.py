@@ -25,19 +25,38 @@ from fairsplat.track.fit import Fitter, flame_landmarks_2d
 from fairsplat.track.landmarks import LandmarkFlame
 from fairsplat.track.run import TrackRun, fit_config, run_fit, subject_keys
 from fairsplat.track.sources import OK, Items, load_curated, load_photos, load_synth
-from fairsplat.track.video import jitter, load_videos
+from fairsplat.track.video import clip_skin, jitter, load_videos
 
 LOADERS: dict[str, Callable] = {
     "synth": lambda path, cfg, detect: load_synth(path, cfg.landmarks, detect, keep_images=cfg.photometric,
-                                                  splits=cfg.synth_splits),
+                                                  splits=cfg.synth_splits),  # detect: cfg.landmarks' backend
     "curated": lambda path, cfg, detect: load_curated(path, cfg.fov_deg),
     "videos": lambda path, cfg, detect: load_videos(path, cfg.fov_deg, cfg.video_fps, cfg.max_frames, detect,
                                                     keep_images=cfg.photometric),  # fmt: skip
     "photos": lambda path, cfg, detect: load_photos(path, cfg.fov_deg, detect, keep_images=cfg.photometric),
 }
-"""name -> (path, TrackParams, detector or None) -> Items."""
+"""name -> (path, TrackConfig, detector or None) -> Items."""
 
-LANDMARK_SOURCE = {"synth": None, "curated": "curate", "videos": "dlib", "photos": "dlib"}
+
+def detectors(cfg: TrackConfig, names: list[str], override: Callable | None = None) -> tuple[dict[str, Callable | None], dict[str, str], str | None]:
+    """Per input: the landmark backend (faces/landmarks.py), the name of what its targets come from
+    (``gt``, ``curate``, ``dlib``, ``mediapipe``) and the fallback reason (MediaPipe missing -> dlib).
+    ``override``: a detector callable tests pass instead (its source is then ``cfg.detector``)."""
+    from fairsplat.faces.landmarks import resolve
+
+    wanted = {n: ("gt" if cfg.landmarks == "gt" else cfg.landmarks) if n == "synth" else "curate" if n == "curated"
+              else cfg.detector for n in names}  # fmt: skip
+    fns: dict[str, Callable | None] = {}
+    used, why = dict(wanted), None
+    for n, w in wanted.items():
+        if w in ("gt", "curate"):
+            fns[n] = None
+        elif override is not None:
+            fns[n] = override
+        else:
+            fns[n], used[n], reason = resolve(w)
+            why = why or reason
+    return fns, used, why
 
 
 def refine_photometric(items: Items, run: TrackRun, head: HeadModel, model: LandmarkFlame, cfg: TrackConfig) -> dict[str, float]:
@@ -86,13 +105,43 @@ def evaluate(name: str, items: Items, run: TrackRun, model: LandmarkFlame) -> tu
     out |= summarise(per_row, items.fitzpatrick, fitted, subjects=items.subject, detection=detection)
     for k in [k for k in out if k.startswith("nme_target") and k != "nme_target"]:
         out.pop(k)
+    if "yaw" in items.gt:
+        out |= nme_by_condition(items, run, errors)
     if name == "videos":
         clips = jitter(items, run)
         for key in ("jitter_ratio", "motion_ratio", "jitter_detected", "jitter_fitted"):
             vals = [c[key] for c in clips.values() if np.isfinite(c[key])]
             out[key] = float(np.mean(vals)) if vals else None
         out["clips"] = len(clips)
+        out["clip_skin"] = clip_skin(items)  # per clip: median ITA over frames, its spread, the type
     return out, errors
+
+
+BLINK = 0.5
+"""A SynthHeads image whose blink coefficient (procedural head) reaches this has a closed eye."""
+
+
+def nme_by_condition(items: Items, run: TrackRun, errors: dict[str, np.ndarray]) -> dict:
+    """SynthHeads NME of the fit and of the detector split by view: ``frontal`` (yaw 0, both eyes
+    open), ``turned`` (yaw != 0, eyes open) and ``closed_eyes`` (any view, a blink >= 0.5)."""
+    from fairsplat.head.procedural import EXPRESSION_NAMES
+
+    expr = items.gt["expr"]
+    blink = np.zeros(len(items))
+    if expr.shape[1] == len(EXPRESSION_NAMES):  # the procedural head's named blendshapes
+        blink = np.maximum(expr[:, EXPRESSION_NAMES.index("blink_l")], expr[:, EXPRESSION_NAMES.index("blink_r")])
+    closed = blink >= BLINK
+    masks = {"frontal": (np.abs(items.gt["yaw"]) < 1e-6) & ~closed, "turned": (np.abs(items.gt["yaw"]) >= 1e-6) & ~closed,
+             "closed_eyes": closed}  # fmt: skip
+    out = {}
+    for key in ("nme", "nme_detector"):
+        e = errors.get(key)
+        for cond, m in masks.items():
+            v = None if e is None else e[m & np.isfinite(e)]
+            out[f"{key}_{cond}"] = float(v.mean()) if v is not None and v.size else None
+            if key == "nme":
+                out[f"n_{cond}"] = int(m.sum())
+    return out
 
 
 def _prefixed(name: str, m: dict) -> dict:
@@ -101,19 +150,24 @@ def _prefixed(name: str, m: dict) -> dict:
 
 def run_track(cfg: TrackConfig, head_path: Path, inputs: dict[str, Path], out: Path, plot_dir: Path | None,
               detect: Callable | None = None) -> dict:  # fmt: skip
-    """Track every input into ``out`` (a fresh directory); returns the metrics dict."""
+    """Track every input into ``out`` (a fresh directory); returns the metrics dict.
+
+    Order: fit every input, write both tables, then draw the overlays; a plotting
+    failure is reported (``plot_errors``) and never loses the fits."""
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     head = HeadModel.load(head_path)
     model = LandmarkFlame(head)
     fitters: dict[bool, Fitter] = {}  # by "targets are detections" (the jaw contour follows the silhouette)
-    metrics: dict = {"landmarks": cfg.landmarks, "threads": torch.get_num_threads(), "photometric": cfg.photometric}
+    fns, sources, fallback = detectors(cfg, list(inputs), detect)
+    metrics: dict = {"landmarks": ", ".join(f"{n}: {s}" for n, s in sources.items()) or None,
+                     "landmarks_fallback": fallback, "threads": torch.get_num_threads(), "photometric": cfg.photometric}  # fmt: skip
     per_type: dict[str, dict] = {}
-    track_rows, reject_rows = [], []
+    track_rows, reject_rows, to_plot = [], [], []
     fitted_total, fit_seconds, wall0 = 0, 0.0, time.perf_counter()
     for name, path in inputs.items():
-        items = LOADERS[name](path, cfg, detect)
-        lmk_source = LANDMARK_SOURCE[name] or cfg.landmarks
+        items = LOADERS[name](path, cfg, fns[name])
+        lmk_source = sources[name]
         detected = lmk_source != "gt"
         if detected not in fitters:
             fitters[detected] = Fitter(model, fit_config(cfg, detected, named_expressions=head.source == "procedural"))
@@ -134,13 +188,30 @@ def run_track(cfg: TrackConfig, head_path: Path, inputs: dict[str, Path], out: P
         track_rows += tables.track_rows(items, run, lmk_source, errors)
         reject_rows += tables.reject_rows(items, run)
         if plot_dir is not None and cfg.plot_samples:
-            plots.overlay(items, run, plots.pick(items, run, cfg.plot_samples), plot_dir / f"overlay_{name}.png")
+            to_plot.append((name, items, run))
     metrics["fit_fps"] = fitted_total / fit_seconds if fit_seconds > 0 else None
     metrics["fit_fps_per_thread"] = metrics["fit_fps"] / metrics["threads"] if metrics["fit_fps"] else None
-    metrics["wall_seconds"] = time.perf_counter() - wall0
     schema = tables.tracks_schema(head.n_shape, head.n_expr)
     write_table(track_rows, schema, out / "tracks.parquet")
     write_table(reject_rows, tables.REJECTS_SCHEMA, out / "rejects.parquet")
+    metrics["plot_errors"] = draw_overlays(to_plot, cfg.plot_samples, plot_dir)
+    metrics["wall_seconds"] = time.perf_counter() - wall0
     if per_type:
         metrics["per_fitzpatrick"] = per_type
     return metrics
+
+
+def draw_overlays(jobs: list[tuple[str, Items, TrackRun]], n: int, plot_dir: Path | None) -> int:
+    """``overlay_<input>.png`` per input; a failure is printed and counted, never raised (the tracks are written)."""
+    import sys
+    import traceback
+
+    errors = 0
+    for name, items, run in jobs:
+        try:
+            plots.overlay(items, run, plots.pick(items, run, n), plot_dir / f"overlay_{name}.png")
+        except Exception as err:  # noqa: BLE001  (a plot must never cost the fits)
+            errors += 1
+            print(f"track: overlay_{name}.png failed ({type(err).__name__}: {err}); the tracks are written", file=sys.stderr)
+            traceback.print_exc(limit=3)
+    return errors

@@ -37,11 +37,21 @@ def pick(items: Items, run: TrackRun, n: int) -> list[int]:
     return out
 
 
-def _image(items: Items, i: int) -> np.ndarray:
-    return items.images[i] if items.images is not None else load_rgb(items.paths[i])
+def _image(items: Items, i: int) -> tuple[np.ndarray, float]:
+    """The row's pixels and their scale against the landmarks' frame: the full image, else the
+    decoded video frame's thumbnail kept in memory (a frame has no file), else the file."""
+    if items.images is not None:
+        return items.images[i], 1.0
+    if items.thumbs is not None and items.thumbs[i] is not None:
+        th = items.thumbs[i]
+        full_w = 2.0 * float(items.K[i][0, 2])  # principal point at the centre (track/camera.default_K)
+        return th, th.shape[1] / full_w
+    if items.paths[i] is None:
+        raise ValueError(f"{items.ids[i]}: no pixels to draw (no image, thumbnail or file)")
+    return load_rgb(items.paths[i]), 1.0
 
 
-def _tile(img: np.ndarray, layers: list[tuple[np.ndarray, tuple]]) -> np.ndarray:
+def _tile(img: np.ndarray, layers: list[tuple[np.ndarray, tuple]], pre: float = 1.0) -> np.ndarray:
     h, w = img.shape[:2]
     s = TILE / max(h, w)
     im = Image.fromarray(img).resize((round(w * s), round(h * s)), Image.BILINEAR)
@@ -49,7 +59,7 @@ def _tile(img: np.ndarray, layers: list[tuple[np.ndarray, tuple]]) -> np.ndarray
     canvas.paste(im, (0, 0))
     draw = ImageDraw.Draw(canvas)
     for pts, colour in layers:
-        for x, y in pts[np.isfinite(pts).all(1)] * s:
+        for x, y in pts[np.isfinite(pts).all(1)] * pre * s:
             draw.ellipse([x - 1.5, y - 1.5, x + 1.5, y + 1.5], outline=colour)
     return np.asarray(canvas)
 
@@ -66,5 +76,6 @@ def overlay(items: Items, run: TrackRun, rows: list[int], path: str | Path, cols
         if "landmarks" not in items.gt or items.n_faces[i] >= 0:
             layers.append((items.targets[i], BLUE))
         layers.append((run.landmarks2d[i], RED))
-        tiles.append(_tile(_image(items, i), layers))
+        img, pre = _image(items, i)
+        tiles.append(_tile(img, layers, pre))
     save_png(path, grid(chunk(tiles, cols), side=None, background=(128, 128, 128)))

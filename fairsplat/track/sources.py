@@ -51,13 +51,16 @@ class Items:
     gt: dict[str, np.ndarray] = field(default_factory=dict)  # SynthHeads: landmarks, shape, expr, pose, viewmat
     images: list[np.ndarray] | None = None  # uint8 [H, W, 3] each, kept for photometric refinement / plots
     masks: list[np.ndarray] | None = None  # uint8 [H, W] foreground each (SynthHeads' alpha), or None
+    thumbs: list[np.ndarray] | None = None  # uint8 [<=256, <=256, 3] each: decoded video frames for the overlays
+    ita: np.ndarray | None = None  # [N] skin ITA per row (video frames), NaN where no face
 
     def __len__(self) -> int:
         return len(self.ids)
 
 
 def detect_rows(frames, detect: Detector | None = None, desc: str = "detect") -> tuple[np.ndarray, list[str], np.ndarray]:
-    """dlib 68 landmarks per image -> targets [N, 68, 2] (+0.5, NaN if not one face), status [N], n_faces [N]."""
+    """68 landmarks per image (``detect``: a faces/landmarks.py backend, dlib when None) -> targets
+    [N, 68, 2] (+0.5, NaN if not one face), status [N], n_faces [N]."""
     if detect is None:
         from fairsplat.faces.detect import detect_faces as detect
     out = np.full((len(frames), 68, 2), np.nan, np.float32)
@@ -88,12 +91,16 @@ def load_synth(root: str | Path, landmarks: str = "gt", detect: Detector | None 
     table = pq.read_table(root / "manifest.parquet")
     if splits is not None:
         table = table.filter(pa.compute.is_in(table["split"], pa.array(list(splits))))
+        if table.num_rows == 0:
+            raise ValueError(f"track.synth-splits {list(splits)}: no SynthHeads identity is in these splits "
+                             "(synth.train-frac / val-frac leave none); choose others or null for all")  # fmt: skip
     m = table.to_pydict()
     n = len(m["image_id"])
     gt_lmk = _stack(m["landmarks"], (68, 2))
     gt = {"landmarks": gt_lmk, "shape": _stack(m["shape"]), "expr": _stack(m["expr"]),
-          "pose": _stack(m["pose"], (15,)), "viewmat": _stack(m["viewmat"], (4, 4))}  # fmt: skip
-    need_pixels = landmarks == "dlib" or keep_images
+          "pose": _stack(m["pose"], (15,)), "viewmat": _stack(m["viewmat"], (4, 4)),
+          "yaw": np.asarray(m["yaw"], np.float64)}  # fmt: skip
+    need_pixels = landmarks != "gt" or keep_images
     images = [load_rgb(root / p) for p in tqdm(m["rgb_path"], desc="load", leave=False)] if need_pixels else None
     if landmarks == "gt":
         targets, visible = gt_lmk.copy(), np.asarray(m["visible"], bool).reshape(n, 68)

@@ -57,8 +57,53 @@ def read_clip(path: str | Path, fps: float = 5.0, max_frames: int = 60) -> Clip:
     return Clip(path.stem, np.stack(frames), np.asarray(times), src_fps)
 
 
+THUMB = 256
+"""Side of the copies of each frame kept in memory for the overlays (~0.2 MB a frame, 12 MB for a
+60-frame clip): a decoded frame has no file to read back, and the full frames would cost 4x more."""
+
+
+def thumbnail(frame: np.ndarray, side: int = THUMB) -> np.ndarray:  # uint8 [H, W, 3] -> [<=side, <=side, 3]
+    from PIL import Image
+
+    im = Image.fromarray(frame)
+    im.thumbnail((side, side), Image.BILINEAR)
+    return np.asarray(im).copy()
+
+
+def frame_ita(frames: np.ndarray, targets: np.ndarray, status: list[str]) -> np.ndarray:  # -> [T] degrees, NaN
+    """Skin ITA of each frame with one face (faces/ita.py over the 68-landmark skin mask, as photographed)."""
+    from fairsplat.faces.ita import face_ita
+
+    out = np.full(len(frames), np.nan)
+    for t, (img, lm, st) in enumerate(zip(frames, targets, status)):
+        if st == OK:
+            res, _ = face_ita(img, landmarks=lm.astype(np.float64) - 0.5)
+            out[t] = np.nan if res is None else res.ita
+    return out
+
+
+def clip_skin(items: Items) -> dict[str, dict]:
+    """Per clip: the subject's skin type from the median ITA over frames, and the spread (IQR, range)."""
+    from fairsplat.faces.skin_types import fitzpatrick
+
+    out = {}
+    if items.ita is None:
+        return out
+    seq = np.array([q or "" for q in items.sequence], object)
+    for q in sorted(set(seq) - {""}):
+        v = items.ita[(seq == q) & np.isfinite(items.ita)]
+        if not len(v):
+            out[q] = {"frames": 0, "ita_median": None, "ita_iqr": None, "ita_range": None, "fitzpatrick": None}
+            continue
+        med = float(np.median(v))
+        out[q] = {"frames": int(len(v)), "ita_median": med, "ita_iqr": float(np.subtract(*np.percentile(v, [75, 25]))),
+                  "ita_range": float(v.max() - v.min()), "fitzpatrick": fitzpatrick(float(np.clip(med, -90, 90))),
+                  "fitzpatrick_frames_agree": float(np.mean([fitzpatrick(float(np.clip(x, -90, 90))) == fitzpatrick(float(np.clip(med, -90, 90))) for x in v]))}  # fmt: skip
+    return out
+
+
 def clip_items(clip: Clip, fov_deg: float, detect: Detector | None = None, keep_images: bool = False) -> Items:
-    """One decoded clip as ``Items``: one subject, one sequence, frames in order."""
+    """One decoded clip as ``Items``: one subject, one sequence, frames in order (and their thumbnails)."""
     targets, status, n_faces = detect_rows(clip.frames, detect, desc=f"detect {clip.name}")
     t = len(clip.frames)
     h, w = clip.frames.shape[1:3]
@@ -68,6 +113,7 @@ def clip_items(clip: Clip, fov_deg: float, detect: Detector | None = None, keep_
         sequence=[clip.name] * t, frame=np.arange(t, dtype=np.int64), targets=targets,
         visible=np.isfinite(targets[..., 0]), K=np.repeat(K[None], t, 0), status=status, n_faces=n_faces,
         fitzpatrick=[None] * t, paths=[None] * t, images=list(clip.frames) if keep_images else None,
+        thumbs=[thumbnail(f) for f in clip.frames], ita=frame_ita(clip.frames, targets, status),
     )  # fmt: skip
 
 
@@ -95,11 +141,14 @@ def merge(parts: list[Items], source: str) -> Items:
     cat = lambda name: [v for p in parts for v in getattr(p, name)]  # noqa: E731
     arr = lambda name, shape: np.concatenate([getattr(p, name) for p in parts]) if parts else np.zeros(shape)  # noqa: E731
     images = cat("images") if parts and all(p.images is not None for p in parts) else None
+    thumbs = [img for p in parts for img in (p.thumbs if p.thumbs is not None else [None] * len(p))] if parts else None
+    ita = np.concatenate([p.ita if p.ita is not None else np.full(len(p), np.nan) for p in parts]) if parts else None
     return Items(
         ids=cat("ids"), source=source, subject=cat("subject"), sequence=cat("sequence"),
         frame=arr("frame", (0,)).astype(np.int64), targets=arr("targets", (0, 68, 2)).astype(np.float32),
         visible=arr("visible", (0, 68)).astype(bool), K=arr("K", (0, 3, 3)).astype(np.float32), status=cat("status"),
         n_faces=arr("n_faces", (0,)).astype(np.int64), fitzpatrick=cat("fitzpatrick"), paths=cat("paths"), images=images,
+        thumbs=thumbs, ita=ita,
     )  # fmt: skip
 
 

@@ -108,6 +108,7 @@ class _Run:
     history: list[dict[str, float]] = field(default_factory=list)
     values: dict[str, list[float]] = field(default_factory=dict)  # micro-batch terms of the pending log row
     pending: dict[str, float | None] = field(default_factory=dict)  # evaluation numbers for that row
+    rng: dict | None = None  # a resumed run's RNG, set once its loader has drawn its base seed (_batches)
 
 
 def _check_finite(terms: dict[str, torch.Tensor], step: int, name: str) -> None:
@@ -154,10 +155,31 @@ def _restore(acc, state: TrainState, model, opt, sched) -> _Run:
     acc.unwrap_model(model).load_state_dict(state.model)
     opt.load_state_dict(state.optimizer)
     sched.load_state_dict(state.scheduler)
-    set_rng_state(state.rng)
     x = state.extra
     return _Run(state.step, x["epoch"], x["batches"], x["gen_state"], list(x["history"]), dict(x["values"]),
-                dict(x["pending"]))  # fmt: skip
+                dict(x["pending"]), state.rng)  # fmt: skip
+
+
+_END = object()
+
+
+def _batches(batches, run: _Run):
+    """The loader's batches; a resumed run's RNG is restored after the first is drawn.
+
+    Why: a DataLoader draws its base seed from the global RNG when its iterator
+    starts (lazily, at the first batch under accelerate). The interrupted run
+    drew it at the epoch's start, before the checkpoint; restoring first and
+    drawing after would shift every later dropout or noise draw.
+    """
+    it = iter(batches)
+    first = next(it, _END)
+    if run.rng is not None:
+        set_rng_state(run.rng)
+        run.rng = None
+    if first is _END:
+        return
+    yield first
+    yield from it
 
 
 def _boundary(unit: str, count: int, cfg: LoopConfig, task, acc, model, opt, sched, run, live, ckpt, last) -> None:
@@ -227,7 +249,7 @@ def _epoch(task, cfg, acc, model, opt, sched, loader, generator, run: _Run, live
     batches = acc.skip_first_batches(loader, run.batches) if run.batches else loader
     last_epoch = run.epoch + 1 == cfg.epochs
     n_batches = len(loader)
-    for batch in batches:
+    for batch in _batches(batches, run):
         model.train()
         with acc.accumulate(model):
             terms = task.train_step(model, batch)

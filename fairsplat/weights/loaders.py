@@ -50,6 +50,24 @@ def load_lpips_ckpt(path: str | Path) -> dict[str, np.ndarray]:
     return flat
 
 
+TFLITE_MAGIC = b"TFL3"
+"""A TFLite flatbuffer carries this file identifier at bytes 4..8."""
+
+
+def load_tflite(path: str | Path) -> Path:
+    """A cached ``.tflite`` model (MediaPipe's, run by LiteRT): checks the flatbuffer identifier and
+    returns the path (LiteRT's ``Interpreter(model_path=...)`` reads the file itself)."""
+    path = Path(path)
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(8)
+    except OSError as err:
+        raise WeightsCorrupt(f"{path}: cannot read model file ({err})") from err
+    if len(head) < 8 or head[4:8] != TFLITE_MAGIC:
+        raise WeightsCorrupt(f"{path}: not a TFLite model (no {TFLITE_MAGIC!r} identifier at byte 4)")
+    return path
+
+
 def _flatten(node: Any, prefix: str, out: dict[str, np.ndarray], source: str) -> None:
     if isinstance(node, dict):
         for key, value in node.items():

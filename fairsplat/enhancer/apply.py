@@ -1,0 +1,145 @@
+"""Stage ``enhance``: the enhancer on real splat renders of held-out frames, scored against SynthHeads ground truth.
+
+A **render source** yields, subject by subject, renders of held-out frames
+with the ground-truth crops they should match. Sources are a plain dict
+(:data:`SOURCES`), chosen by ``enhance.sources``:
+
+- ``ff``: the one-shot generator (stage ``train_ff``, ``models/ff``) under its
+  own held-out protocol (``fairsplat/ff/evaluate.py``): per held-out subject,
+  an avatar from its first ``k`` crops, rendered at every crop after the
+  first ``skip`` with that crop's tracked FLAME parameters and camera, over
+  mid-grey (train_ff scores K = 1 and 2 on the crops after the first 2, so
+  these are its targets).
+- a refined-avatar source (issue 13's ``refine``) is one more entry: a
+  function with the same signature that renders ``data/refined`` avatars at the
+  same targets, plus its output as a dep of stage enhance in dvc.yaml.
+
+Each render is enhanced and both are scored against the crop (row schema:
+``fairsplat/enhancer/evaluate.py``'s names, ``_input`` = the raw render):
+PSNR, SSIM, LPIPS-AlexNet, full and masked to the crop's alpha; skin ITA of the
+render over the avatar's own skin Gaussians (as train_ff measures it) against
+the crop's labelled skin, for the raw and the enhanced render
+(``delta_ita`` > 0: lighter than the truth), and ``ita_shift`` = ITA(enhanced)
+- ITA(render) on the same pixels: the colour the enhancer itself adds.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import Tensor
+
+from fairsplat.enhancer.config import EnhanceConfig
+from fairsplat.enhancer.scores import gain, image_metrics
+from fairsplat.metrics import colour
+
+
+@dataclass
+class Inputs:
+    """Where the render sources read from (stage paths)."""
+
+    head: Path
+    curated: Path
+    tracks: Path
+    ff: Path | None = None
+
+
+@dataclass
+class RenderBatch:
+    """One subject's renders of held-out targets and the ground truth they should match."""
+
+    source: str
+    subject_id: str
+    fitzpatrick: str | None
+    target_ids: list[str]
+    render: Tensor  # [T, 3, S, S] in [0, 1]
+    render_skin: Tensor  # [T, 1, S, S] bool: the avatar's skin Gaussians cover the pixel
+    target: Tensor  # [T, 3, S, S] in [0, 1]
+    target_alpha: Tensor  # [T, 1, S, S] in [0, 1]
+    target_skin: Tensor | None  # [T, 1, S, S] bool (the crop's label map), None without labels
+
+
+Source = Callable[[Inputs, EnhanceConfig], Iterator[RenderBatch]]
+
+
+@torch.no_grad()
+def ff_renders(inputs: Inputs, cfg: EnhanceConfig) -> Iterator[RenderBatch]:
+    """The generator's avatars of held-out subjects, rendered at their later crops (module docstring)."""
+    from fairsplat.avatar.binding import AvatarBinding
+    from fairsplat.ff.data import gather, load_frames
+    from fairsplat.ff.evaluate import heldout_subjects
+    from fairsplat.ff.render import render_targets
+    from fairsplat.head.model import HeadModel
+    from fairsplat.models.generator import GeneratorConfig, load_generator
+    from fairsplat.models.lam import Attributes
+
+    if inputs.ff is None:
+        raise ValueError("enhance.sources has ff but no generator directory was given (--ff models/ff)")
+    model, meta = load_generator(inputs.ff)
+    binding = AvatarBinding(HeadModel.load(inputs.head), GeneratorConfig.from_json(meta).binding)
+    frames = load_frames(inputs.curated, inputs.tracks, list(cfg.splits))
+    held, _ = heldout_subjects(frames, list(cfg.splits), [max(cfg.k, cfg.skip)])
+    size = int(meta.get("size", frames.images.shape[-1]))
+    for s in sorted(held):
+        rows = held[s]
+        targets = rows[max(cfg.k, cfg.skip) :][: cfg.max_targets]
+        if not targets:
+            continue
+        batch = gather(frames, [rows[: cfg.k]] * len(targets), targets)
+        attrs = model(batch["sources"][:1], binding.canonical(batch["shape"][:1]))
+        attrs = Attributes(*(t.expand(len(targets), *t.shape[1:]) for t in attrs))
+        rgb, alpha, skin = render_targets(binding, attrs, batch, size, cfg.backend, with_skin=True)
+        target_skin = None if frames.skin is None else frames.skin[torch.as_tensor(targets)] > 127
+        yield RenderBatch("ff", s, frames.subject_type(s), [frames.ids[t] for t in targets], rgb.clamp(0, 1),
+                          (skin / alpha.clamp_min(1e-6) > 0.5) & (alpha > 0.5), batch["target"], batch["alpha"],
+                          target_skin)  # fmt: skip
+
+
+SOURCES: dict[str, Source] = {"ff": ff_renders}
+"""Render sources by name (``enhance.sources``). Issue 13's refined avatars join as ``"refine"``."""
+
+
+@torch.no_grad()
+def enhance_batch(model, images: Tensor, batch: int) -> Tensor:
+    return torch.cat([model(images[i : i + batch]).float().clamp(0, 1) for i in range(0, len(images), batch)])
+
+
+def score_batch(rb: RenderBatch, enhanced: Tensor) -> list[dict]:
+    """One row per target of a subject: raw render (``_input``) and enhanced render against the crop."""
+    mine, raw = image_metrics(enhanced, rb.target, rb.target_alpha), image_metrics(rb.render, rb.target, rb.target_alpha)
+    ita_gt = colour.ita(rb.target, rb.target_skin) if rb.target_skin is not None else [None] * len(rb.target)
+    ita_raw, ita_enh = colour.ita(rb.render, rb.render_skin), colour.ita(enhanced, rb.render_skin)
+    rows = []
+    for j, tid in enumerate(rb.target_ids):
+        row = {"source": rb.source, "subject_id": rb.subject_id, "fitzpatrick": rb.fitzpatrick, "target_id": tid}
+        for key in mine:
+            row[key], row[f"{key}_input"] = mine[key][j], raw[key][j]
+            row[f"{key}_gain"] = gain(key, mine[key][j], raw[key][j])
+        d = lambda a: None if a is None or ita_gt[j] is None else a - ita_gt[j]  # noqa: E731
+        row["delta_ita"], row["delta_ita_input"] = d(ita_enh[j]), d(ita_raw[j])
+        row["abs_delta_ita"] = None if row["delta_ita"] is None else abs(row["delta_ita"])
+        row["abs_delta_ita_input"] = None if row["delta_ita_input"] is None else abs(row["delta_ita_input"])
+        row["abs_delta_ita_gain"] = gain("abs_delta_ita", row["abs_delta_ita"], row["abs_delta_ita_input"])
+        row["ita_shift"] = None if ita_enh[j] is None or ita_raw[j] is None else ita_enh[j] - ita_raw[j]
+        rows.append(row)
+    return rows
+
+
+def run_enhance(model, inputs: Inputs, cfg: EnhanceConfig, on_batch: Callable[[RenderBatch, Tensor], None] | None = None
+                ) -> list[dict]:  # fmt: skip
+    """Every source's held-out renders, enhanced and scored; ``on_batch(rb, enhanced)`` sees each subject (writes)."""
+    unknown = [s for s in cfg.sources if s not in SOURCES]
+    if unknown:
+        raise ValueError(f"enhance.sources: unknown {unknown} (known: {', '.join(SOURCES)})")
+    model.eval()
+    rows: list[dict] = []
+    for name in cfg.sources:
+        for rb in SOURCES[name](inputs, cfg):
+            enhanced = enhance_batch(model, rb.render, cfg.batch)
+            rows += score_batch(rb, enhanced)
+            if on_batch is not None:
+                on_batch(rb, enhanced)
+    return rows

@@ -1,0 +1,78 @@
+"""What stages ``train_enhancer`` and ``enhance`` need (built by ``fairsplat.sections.train_enhancer`` /
+``fairsplat.sections.enhance``, where every key is documented with its reason)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from fairsplat.models.enhancer import EnhancerConfig
+from fairsplat.train.accel import AccelConfig
+
+UNET_TARGETS = ("to_q", "to_k", "to_v", "to_out.0", "conv", "conv1", "conv2", "conv_shortcut", "conv_out", "proj_in",
+                "proj_out", "ff.net.0.proj", "ff.net.2")  # fmt: skip
+"""pix2pix-turbo's UNet LoRA targets (module-name suffixes, peft's matching)."""
+VAE_TARGETS = ("conv1", "conv2", "conv_in", "conv_shortcut", "conv", "conv_out", "to_q", "to_k", "to_v", "to_out.0")
+"""pix2pix-turbo's VAE LoRA targets (its skip convs are trained fully here, so they are not listed)."""
+
+
+@dataclass(frozen=True)
+class LoraSpec:
+    unet_rank: int = 16
+    vae_rank: int = 8
+    alpha: float | None = None  # None: peft's default lora_alpha (8), as pix2pix-turbo
+    unet_targets: tuple[str, ...] = UNET_TARGETS
+    vae_targets: tuple[str, ...] = VAE_TARGETS
+    vae_parts: tuple[str, ...] = ("encoder", "decoder")
+
+
+@dataclass(frozen=True)
+class LossWeights:
+    l1: float = 0.5
+    lpips: float = 1.0
+    gram: float = 0.07
+    net: str = "vgg"  # the ImageNet trunk LPIPS and the Gram matrices share (alex | vgg)
+
+
+@dataclass(frozen=True)
+class EnhancerTrainConfig:
+    model: EnhancerConfig = field(default_factory=EnhancerConfig)
+    sd_turbo_path: str | None = None
+    prediction_type: str = "auto"  # SD-Turbo: auto keeps its scheduler's (the tiny model's is in model.scheduler)
+    prompt: str = "a high quality photo of a face"
+    lora: LoraSpec = field(default_factory=LoraSpec)
+    steps: int = 20000
+    batch: int = 2
+    patch: int | None = None
+    lr: float = 5e-5
+    weight_decay: float = 1e-4
+    betas: tuple[float, float] = (0.9, 0.999)
+    warmup: int = 500
+    schedule: str = "linear"
+    grad_clip: float | None = 1.0
+    grad_checkpointing: bool = False
+    loss: LossWeights = field(default_factory=LossWeights)
+    augment: bool = True
+    augmentations: Mapping[str, object] | None = None  # name -> degrade's StepParams; None = seed 001's defaults
+    train_splits: tuple[str, ...] = ("train",)
+    eval_splits: tuple[str, ...] = ("val", "test")
+    watch_split: str | None = "val"
+    watch_pairs: int = 16
+    eval_batch: int = 8
+    eval_every: int = 100
+    checkpoint_every: int = 100
+    log_every: int = 10
+    seed: int = 0
+    accel: AccelConfig = field(default_factory=lambda: AccelConfig(section="train_enhancer"))
+
+
+@dataclass(frozen=True)
+class EnhanceConfig:
+    sources: tuple[str, ...] = ("ff",)
+    splits: tuple[str, ...] = ("test",)
+    k: int = 1
+    skip: int = 2
+    max_targets: int | None = None
+    batch: int = 8
+    backend: str = "auto"
+    grid_subjects: int = 2

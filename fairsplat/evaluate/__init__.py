@@ -1,0 +1,1 @@
+"""Reenactment runs and their scoring: ``reenact`` (drive an avatar with tracked motion); the evaluate stage's tables."""

@@ -1,0 +1,59 @@
+"""Independent training runs side by side: one process per run, one torch thread each.
+
+Why: a stage that trains two models (the generator and its balanced
+reference; an adapter and a full fine-tune) on a 2-core machine gets them
+both for the wall time of one, where two OpenMP threads in one process would
+lose most of the second core to barrier spinning (bench/README.md). Results
+come back pickled (state dicts, histories): small next to the data each
+worker reads itself. With ``workers == 1`` (or under ``accelerate launch``,
+where every process is already one rank of a DDP run) the runs go one after
+the other in this process, through the same function, so the two paths
+cannot drift apart.
+
+``concurrent.futures`` rather than ``multiprocessing.Pool``: a worker that
+dies (killed, out of memory) raises ``BrokenProcessPool`` here instead of
+leaving the stage waiting forever for a result that will never come. Tensors
+cross as numpy arrays (:func:`to_arrays` / :func:`to_tensors`): torch pickles
+tensors between processes as shared-memory handles, which are dead once the
+worker that made them exits.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from typing import TypeVar
+
+J = TypeVar("J")
+R = TypeVar("R")
+
+
+def _init(threads: int) -> None:
+    import torch
+
+    torch.set_num_threads(threads)
+
+
+def run_jobs(fn: Callable[[J], R], jobs: Sequence[J], workers: int, threads: int = 1) -> list[R]:
+    """``[fn(job) for job in jobs]``, on up to ``workers`` spawned processes; results in job order.
+
+    ``fn`` must be a module-level function and ``jobs`` picklable (spawn
+    re-imports the module in each worker; nothing is inherited by fork).
+    """
+    if workers <= 1 or len(jobs) <= 1:
+        return [fn(j) for j in jobs]
+    ctx = mp.get_context("spawn")
+    with ProcessPoolExecutor(min(workers, len(jobs)), mp_context=ctx, initializer=_init, initargs=(threads,)) as pool:
+        return list(pool.map(fn, jobs))
+
+
+def to_arrays(state: dict) -> dict:
+    """A state dict with every tensor as a plain numpy array (safe to return from a worker)."""
+    return {k: v.detach().cpu().numpy() for k, v in state.items()}
+
+
+def to_tensors(state: dict) -> dict:
+    import torch
+
+    return {k: torch.from_numpy(v) for k, v in state.items()}
