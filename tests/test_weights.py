@@ -405,3 +405,12 @@ def test_vgg16_features_are_pretrained() -> None:
     first = store.load("lpips_vgg")["VGG16_0/Conv_0/kernel"]  # [3, 3, in, out] HWIO
     np.testing.assert_array_equal(pretrained[0].weight.detach().numpy(), first.transpose(3, 2, 0, 1))
 
+
+
+def test_dvc_experiment_workspaces_use_the_outer_checkouts_weights(tmp_path):
+    """`dvc exp run --temp` copies only tracked files: .weights lives in the checkout that holds .dvc/tmp/exps."""
+    from fairsplat.weights.store import _outer_repo
+
+    inner = tmp_path / "repo" / ".dvc" / "tmp" / "exps" / "standalone" / "tmpab12"
+    assert _outer_repo(inner) == tmp_path / "repo"
+    assert _outer_repo(tmp_path / "repo") == tmp_path / "repo"

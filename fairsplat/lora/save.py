@@ -44,8 +44,9 @@ def log_and_plot(live, res: dict, metrics: dict, plot_dir: Path) -> None:
     variants = ["base", "lora", "fullft", "balanced"]
     for metric, label in (("psnr_masked", "masked PSNR (dB)"), ("lpips_alex_masked", "masked LPIPS (AlexNet)"),
                           ("delta_ita", "ΔITA of rendered skin (deg, + = lighter)")):  # fmt: skip
-        bar_chart(split_series(per, variants, metric), metric, plot_dir / f"{metric}.png", ylabel=label,
-                  title=f"held-out {label} per type")  # fmt: skip
+        series = split_series(per, variants, metric)
+        if series:  # none when the metric is absent (LPIPS without its weights)
+            bar_chart(series, metric, plot_dir / f"{metric}.png", ylabel=label, title=f"held-out {label} per type")
     deficits = split_series(per, ["base", "lora", "fullft"], "deficit_psnr_masked")
     if deficits:
         bar_chart(deficits, "deficit_psnr_masked", plot_dir / "deficit_psnr_masked.png",

@@ -24,8 +24,20 @@ _VERIFIED: dict[tuple[str, int, int, str], bool] = {}
 
 
 def weights_dir() -> Path:
-    """``$FAIRSPLAT_WEIGHTS_DIR`` if set, else ``<repo root>/.weights`` (git- and dvc-ignored)."""
-    return Path(os.environ.get(ENV_DIR) or REPO_ROOT / ".weights")
+    """``$FAIRSPLAT_WEIGHTS_DIR`` if set, else ``<repo root>/.weights`` (git- and dvc-ignored).
+
+    Inside a DVC experiment workspace (``<repo>/.dvc/tmp/exps/...``: ``dvc exp run --temp`` or a queued run,
+    which copy only tracked files) the root is the outer checkout, where ``make env`` fetched them.
+    """
+    return Path(os.environ.get(ENV_DIR) or _outer_repo(REPO_ROOT) / ".weights")
+
+
+def _outer_repo(root: Path) -> Path:
+    parts = root.parts
+    for i in range(len(parts) - 2):
+        if parts[i : i + 3] == (".dvc", "tmp", "exps"):
+            return Path(*parts[:i])
+    return root
 
 
 def entry(name: str) -> WeightFile:
