@@ -24,8 +24,10 @@ class LearningRateParams(Section):
     offsets: float = Field(1e-4, gt=0.0)
     """Canonical displacement per step: metres on the points binding (1e-4 = 0.1 mm; 3DGS's 1.6e-4 x a ~0.6 m
     extent); triangle units on the UV grid."""
-    quats: float = Field(1e-3, gt=0.0)
-    log_scales: float = Field(5e-3, gt=0.0)
+    quats: float = Field(2e-2, gt=0.0)
+    """20x 3DGS's 1e-3, as log-scales: at 3DGS's rates the aspect penalty could not move shapes in a 400-iteration
+    budget (spike share stuck at 14-16 % for any weight; bench/README.md "Refinement")."""
+    log_scales: float = Field(1e-1, gt=0.0)
     colors: float = Field(5e-2, gt=0.0)
     """On logit(RGB)."""
     opacities: float = Field(5e-2, gt=0.0)
@@ -49,8 +51,9 @@ class ClampParams(Section):
 
 
 class AspectParams(Section):
-    weight: float = Field(0.1, ge=0.0)
-    """λ_aspect (seed 003 gives none). 0.1: the hinge is ~0.1-1 on spikes, against an L1 + SSIM of ~0.05."""
+    weight: float = Field(100.0, ge=0.0)
+    """λ_aspect (seed 003 gives none). Under Adam the weight sets the penalty's share of each step, not its size:
+    100 gave 0.62 % spikes and the best held-out PSNR of 0.1-100 on the sweep in bench/README.md "Refinement"."""
     tau: float = Field(1.0, gt=0.0)
     """τ: ½·log(λmax/λmin) above it is penalised, i.e. a screen axis ratio above e^τ = 2.7 (eigenvalue ratio
     above e^(2τ) = 7.4, the bound the spike fraction counts against). On the generator's avatars 0.1-0.3 % of the
