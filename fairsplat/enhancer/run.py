@@ -13,7 +13,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from fairsplat.enhancer.checkpoint import load_any  # noqa: F401  (fairsplat/evaluate imports it from here)
 from fairsplat.enhancer.config import EnhancerTrainConfig
 from fairsplat.enhancer.data import Pairs, load_pairs
 from fairsplat.enhancer.evaluate import score_pairs

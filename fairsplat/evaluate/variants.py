@@ -135,7 +135,7 @@ def load_enhancer(path: Path, batch: int = 8) -> tuple[Callable[[Tensor], Tensor
     if not (path / "config.json").is_file():
         return None, f"{path} not found (stage train_enhancer has not run, or is not in this pipeline)"
     try:
-        from fairsplat.enhancer.run import load_any
+        from fairsplat.enhancer.checkpoint import load_any
 
         model, _ = load_any(path)
     except (ImportError, OSError, ValueError, KeyError) as err:

@@ -19,11 +19,9 @@ from typing import ClassVar, Literal
 from pydantic import Field, model_validator
 
 from fairsplat.config import Section
+from fairsplat.enhancer.targets import UNET_TARGETS, VAE_TARGETS
 from fairsplat.sections.trainer import TrainerParams
 
-UNET_TARGETS = ["to_q", "to_k", "to_v", "to_out.0", "conv", "conv1", "conv2", "conv_shortcut", "conv_out", "proj_in",
-                "proj_out", "ff.net.0.proj", "ff.net.2"]  # fmt: skip
-VAE_TARGETS = ["conv1", "conv2", "conv_in", "conv_shortcut", "conv", "conv_out", "to_q", "to_k", "to_v", "to_out.0"]
 
 
 class EnhancerLoraParams(Section):
@@ -36,9 +34,9 @@ class EnhancerLoraParams(Section):
     """Seed 001: 8."""
     alpha: float | None = Field(None, gt=0.0)
     """lora_alpha; null = peft's default (8), as pix2pix-turbo's LoraConfig(r=..., init_lora_weights='gaussian')."""
-    unet_targets: list[str] = UNET_TARGETS
+    unet_targets: list[str] = list(UNET_TARGETS)
     """Module-name suffixes (peft's matching); pix2pix-turbo's UNet set."""
-    vae_targets: list[str] = VAE_TARGETS
+    vae_targets: list[str] = list(VAE_TARGETS)
     """pix2pix-turbo's VAE set (its skip convs are trained fully here instead)."""
     vae_parts: list[Literal["encoder", "decoder"]] = ["encoder", "decoder"]
     """Where the VAE adapters go. pix2pix-turbo's code adapts both (18,484,432 trainable parameters with the
