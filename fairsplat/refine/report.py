@@ -100,7 +100,8 @@ def metrics(run: RefineRun, tau: float, strategies: Sequence[str], info: dict) -
     out: dict = {"subjects_total": run.subjects_total, "subjects_refined": len(run.results),
                  "subjects_rejected": len(run.rejects), "rejects": dict(Counter(r["reason"] for r in run.rejects)),
                  "subjects_resumed": sum(r.resumed for r in run.results), "strategies": ",".join(strategies),
-                 "heldout_crops": sum(1 for r in rows if r["variant"] == "refined"), **info}  # fmt: skip
+                 "heldout_crops": sum(1 for r in rows if r["variant"] == "refined"),
+                 "skipped_crops": dict(run.skipped_crops), **info}  # fmt: skip  (crops without a track, by reason)
     for v in ("ff", "refined"):
         out |= {f"{v}_{m}": _mean([r for r in rows if r["variant"] == v], m) for m in SCORE_COLUMNS}
     for m in IMAGE_COLUMNS:
