@@ -60,10 +60,12 @@ def _need(path: Path, what: str) -> None:
 
 
 def _generator(path: Path, frames: Frames):
+    from fairsplat.models.feature_store import attach_store
     from fairsplat.models.generator import load_generator
 
     _need(path / "config.json", "stage train_ff has not run")
     model, meta = load_generator(path)
+    attach_store(model)  # the frozen trunk's levels of these crops were stored by train_ff (a no-op otherwise)
     size = int(frames.images.shape[-1])
     if int(meta.get("size", size)) != size:
         raise VariantAbsent(f"{path}: trained at {meta['size']} px, the crops are {size} px (curate.size)")

@@ -47,5 +47,6 @@ class FFConfig:
     reference: str = "balanced"
     workers: int = 2
     threads: int = 1
+    feature_store: bool = True  # a frozen encoder trunk's levels are computed once per crop (models/feature_store.py)
     seed: int = 0
     accel: AccelConfig = field(default_factory=lambda: AccelConfig(section="train_ff"))

@@ -26,8 +26,10 @@ from fairsplat.avatar.binding import AvatarBinding
 from fairsplat.ff.config import FFConfig
 from fairsplat.ff.data import Frames, load_frames, mix_identities
 from fairsplat.ff.evaluate import heldout_subjects, score_heldout
+from fairsplat.ff.features import warm_features
 from fairsplat.ff.task import FFTask, watch_pairs
 from fairsplat.labels import FITZPATRICK
+from fairsplat.models.feature_store import attach_store
 from fairsplat.models.generator import Generator
 from fairsplat.models.lam import ConstantAvatar
 from fairsplat.train import loop
@@ -142,19 +144,26 @@ def run_train_ff(cfg: FFConfig, head_path: Path, curated: Path, tracks: Path, ac
     from fairsplat.head.model import HeadModel
 
     jobs = variant_jobs(cfg, head_path, curated, tracks, checkpoint_dir, fingerprint)
+    frames = load_frames(curated, tracks, [cfg.train_split, cfg.watch_split, *cfg.eval_splits])
     t0 = time.perf_counter()
+    store = {"feature_store": False}
+    if cfg.feature_store and acc.is_main_process:  # every crop's frozen-trunk levels once, with every thread
+        store = warm_features(cfg.model, frames, threads=cfg.workers * max(1, cfg.threads), progress=progress)
+    acc.wait_for_everyone()
+    features_s, t0 = time.perf_counter() - t0, time.perf_counter()
     if acc.num_processes == 1:  # side by side, a process each
         results = run_jobs(train_variant, jobs, cfg.workers, threads=max(1, cfg.threads))
     else:  # every rank of a DDP launch trains each variant in turn
         results = [train_variant(j, acc, progress) for j in jobs]
     train_s = time.perf_counter() - t0
-    frames = load_frames(curated, tracks, [cfg.train_split, cfg.watch_split, *cfg.eval_splits])
     binding = AvatarBinding(HeadModel.load(head_path), cfg.model.binding).to(acc.device)
     models = {}
     for r in results:
         models[r.name] = Generator(cfg.model)
         models[r.name].load_state_dict(to_tensors(r.state))
         models[r.name].to(acc.device).eval()
+        if cfg.feature_store:
+            attach_store(models[r.name])
     subjects = {r.name: r.subjects for r in results}
     baseline = fit_baseline(cfg, frames, subjects["ff"], binding, acc, progress).model.eval()
     held, short = heldout_subjects(frames, cfg.eval_splits, cfg.eval_ks)
@@ -164,7 +173,8 @@ def run_train_ff(cfg: FFConfig, head_path: Path, curated: Path, tracks: Path, ac
             rows += score_heldout(net, frames, binding, held, cfg.eval_ks, cfg.size, cfg.backend, name)
     lp_ok, lp_reason = lpips_ready(cfg.loss.lpips_net)
     ff = next(r for r in results if r.name == "ff")
-    info = {"train_seconds": round(train_s, 1), "train_seconds_per_variant": {r.name: round(r.seconds, 1) for r in results},
+    info = {"train_seconds": round(train_s, 1), "features_seconds": round(features_s, 1), **store,
+            "train_seconds_per_variant": {r.name: round(r.seconds, 1) for r in results},
             "steps": ff.steps, "resumed_from": ff.resumed_from, "variants_trained": len(results),
             "gaussians": len(binding), "lpips_loss": lp_ok, "lpips_loss_absent_reason": lp_reason,
             "parameters": sum(p.numel() for p in models["ff"].parameters())}  # fmt: skip

@@ -21,6 +21,7 @@ from fairsplat.ff.config import FFConfig
 from fairsplat.ff.data import Frames, StepBatches, gather
 from fairsplat.ff.render import render_targets
 from fairsplat.metrics.image import psnr
+from fairsplat.models.feature_store import attach_store
 from fairsplat.models.generator import Generator
 from fairsplat.train import losses as L
 
@@ -36,6 +37,8 @@ class FFTask:
 
     def build(self, accelerator):
         model = self.make_model()
+        if self.cfg.feature_store:
+            attach_store(model)  # a no-op unless the encoder's trunk is frozen
         micro = self.cfg.steps * accelerator.gradient_accumulation_steps * accelerator.num_processes
         data = StepBatches(self.frames, self.subjects, self.cfg.batch, self.cfg.max_k, micro, self.cfg.seed)
         # batch_size=1 + "take the one item": a batch sampler exists, so a resume can skip batches

@@ -22,9 +22,11 @@ from fairsplat.avatar.binding import AvatarBinding
 from fairsplat.ff.config import FFConfig
 from fairsplat.ff.data import load_frames, mix_identities
 from fairsplat.ff.evaluate import heldout_subjects, score_heldout
+from fairsplat.ff.features import warm_features
 from fairsplat.ff.run import BALANCED, loop_config, lpips_ready
 from fairsplat.ff.task import FFTask, watch_pairs
 from fairsplat.lora.adapters import LoraSpec, attach, trainable_parameters
+from fairsplat.models.feature_store import attach_store
 from fairsplat.models.generator import GeneratorConfig, load_generator
 from fairsplat.train import loop
 from fairsplat.train.accel import build_accelerator, seed_everything
@@ -110,6 +112,12 @@ def run_lora(cfg: LoraRunConfig, model_dir: Path, head: Path, curated: Path, tra
     names = ("lora", *[r for r in cfg.references if r in RUNS and r != "lora"])
     jobs = [AdapterJob(n, cfg, model_dir, head, curated, tracks, None if checkpoints is None else checkpoints / n,
                        f"{fingerprint}:{n}") for n in names]  # fmt: skip
+    t = cfg.train
+    store = {"feature_store": False}
+    if t.feature_store:  # normally every crop is stored already, by train_ff
+        every = load_frames(curated, tracks, [t.train_split, t.watch_split, *t.eval_splits])
+        store = warm_features(GeneratorConfig.from_json(_meta(model_dir)), every, threads=cfg.workers * max(1, t.threads))
+        del every
     t0 = time.perf_counter()
     results = {r["name"]: r for r in run_jobs(train_run, jobs, cfg.workers, threads=max(1, cfg.train.threads))}
     train_s = time.perf_counter() - t0
@@ -118,7 +126,9 @@ def run_lora(cfg: LoraRunConfig, model_dir: Path, head: Path, curated: Path, tra
     ref = model_dir / "reference_balanced"
     if (ref / "model.safetensors").is_file():
         models["balanced"] = load_generator(ref)[0]
-    t = cfg.train
+    if t.feature_store:
+        for m in models.values():
+            attach_store(m)
     frames = load_frames(curated, tracks, list(t.eval_splits))
     binding = AvatarBinding(HeadModel.load(head), GeneratorConfig.from_json(_meta(model_dir)).binding)
     held, short = heldout_subjects(frames, t.eval_splits, t.eval_ks)
@@ -126,5 +136,5 @@ def run_lora(cfg: LoraRunConfig, model_dir: Path, head: Path, curated: Path, tra
     for name, net in models.items():
         rows += score_heldout(net, frames, binding, held, t.eval_ks, t.size, t.backend, name)
     return {"models": models, "results": results, "rows": rows, "frames": frames, "unscored": short,
-            "train_seconds": round(train_s, 1), "type_mix": _meta(model_dir).get("type_mix")}  # fmt: skip
+            "train_seconds": round(train_s, 1), "store": store, "type_mix": _meta(model_dir).get("type_mix")}  # fmt: skip
 

@@ -90,29 +90,51 @@ VGG_DIMS = (256, 512, 512)
 
 
 class Vgg16Encoder(nn.Module):
+    """Frozen by default: its levels are then rounded to float16 and may come from a ``FeatureStore``
+    (``fairsplat.models.feature_store``; a stage attaches one), the same numbers either way."""
+
     def __init__(self, cfg: EncoderConfig) -> None:
         super().__init__()
         from fairsplat.weights.backbones import vgg16_features
 
         self.trunk = vgg16_features(pretrained=True)[: VGG_LEVELS[-1] + 1]
-        self.trunk.requires_grad_(cfg.trainable(pretrained=True)).eval()
+        self.frozen_trunk = not cfg.trainable(pretrained=True)
+        self.trunk.requires_grad_(not self.frozen_trunk).eval()
         self.grid = (cfg.grid, cfg.grid)
         self.fusion = LevelFusion(VGG_DIMS, cfg.dim)
         self.register_buffer("mean", torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1), persistent=False)
+        self.store = None  # a FeatureStore, attached by the stage (never saved with the model)
 
     def train(self, mode: bool = True) -> Vgg16Encoder:  # the frozen trunk stays in eval mode
         super().train(mode)
         self.trunk.eval()
         return self
 
-    def forward(self, images: Tensor) -> Tensor:  # [B, 3, H, W] in [0, 1] -> [B, grid^2, dim]
+    def signature(self) -> str:
+        """What the trunk's levels depend on besides the image: the store's key space."""
+        from fairsplat.models.feature_store import STORE_VERSION
+        from fairsplat.weights.store import entry
+
+        return f"vgg16:{entry('lpips_vgg').sha256}:{VGG_LEVELS}:{self.grid}:bilinear-aa:fp16:v{STORE_VERSION}"
+
+    def trunk_levels(self, images: Tensor) -> list[Tensor]:  # [B, 3, H, W] -> per level [B, C_i, grid, grid]
         x = (images - self.mean) / self.std
         levels = []
         for i, layer in enumerate(self.trunk):
             x = layer(x)
             if i in VGG_LEVELS:
                 levels.append(F.interpolate(x, size=self.grid, mode="bilinear", align_corners=False, antialias=True))
+        return [lv.half().float() for lv in levels] if self.frozen_trunk else levels
+
+    def forward(self, images: Tensor) -> Tensor:  # [B, 3, H, W] in [0, 1] -> [B, grid^2, dim]
+        if self.frozen_trunk and self.store is not None:
+            levels = self.store.get(images, self.trunk_levels)
+        elif self.frozen_trunk:
+            with torch.no_grad():
+                levels = self.trunk_levels(images)
+        else:
+            levels = self.trunk_levels(images)
         return self.fusion(levels)
 
 

@@ -45,6 +45,14 @@ class GeneratorConfig:
                    BindingSpec(**d["binding"]))  # fmt: skip
 
 
+def encoder_input(x: Tensor, side: int) -> Tensor:  # [N, 3, H, W] -> [N, 3, side, side]
+    """The encoder's view of the sources (LAM encodes at 504 px and renders at 512); a feature store
+    keys its entries on exactly this tensor."""
+    if x.shape[-1] != side or x.shape[-2] != side:
+        x = torch.nn.functional.interpolate(x, size=(side, side), mode="bilinear", antialias=True, align_corners=False)
+    return x
+
+
 class Generator(nn.Module):
     def __init__(self, cfg: GeneratorConfig) -> None:
         super().__init__()
@@ -62,11 +70,7 @@ class Generator(nn.Module):
     def features(self, images: Tensor, points: Tensor) -> Tensor:
         """images [B, K, 3, H, W], points [B, G, 3] -> pooled point features [B, G, W]."""
         b, k = images.shape[:2]
-        x = images.flatten(0, 1)  # [B*K, 3, H, W]
-        side = self.cfg.encoder.image_size
-        if x.shape[-1] != side or x.shape[-2] != side:  # LAM encodes at 504 px and renders at 512
-            x = torch.nn.functional.interpolate(x, size=(side, side), mode="bilinear", antialias=True, align_corners=False)
-        tokens = self.encoder(x)  # [B*K, M, C]
+        tokens = self.encoder(encoder_input(images.flatten(0, 1), self.cfg.encoder.image_size))  # [B*K, M, C]
         queries = points.repeat_interleave(k, dim=0)  # [B*K, G, 3], sources of one subject share its points
         feats = self.decoder(queries, tokens)  # [B*K, G, W]
         return feats.unflatten(0, (b, k)).mean(dim=1)

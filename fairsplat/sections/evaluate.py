@@ -13,6 +13,7 @@ from typing import ClassVar, Literal
 from pydantic import Field, field_validator
 
 from fairsplat.config import Section
+from fairsplat.sections.trainer import heldout_splits
 
 
 class RetrackParams(Section):
@@ -66,12 +67,7 @@ class EvaluateParams(Section):
     seed: int = Field(0, ge=0)
     """Seed of the bootstrap."""
 
-    @field_validator("splits")
-    @classmethod
-    def _splits(cls, v: list[str]) -> list[str]:
-        if not v or "train" in v:
-            raise ValueError("one or more curate splits, never 'train' (the generator trained on it)")
-        return v
+    _splits = field_validator("splits")(heldout_splits)
 
     @field_validator("variants")
     @classmethod

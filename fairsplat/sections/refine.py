@@ -14,6 +14,7 @@ from typing import ClassVar, Literal
 from pydantic import Field, field_validator, model_validator
 
 from fairsplat.config import Section
+from fairsplat.sections.trainer import heldout_splits
 
 
 class LearningRateParams(Section):
@@ -119,12 +120,7 @@ class RefineParams(Section):
     video_fps: int = Field(3, ge=1)
     """Frames per second of side_by_side.mp4 (one frame per crop)."""
 
-    @field_validator("splits")
-    @classmethod
-    def _splits(cls, v: list[str]) -> list[str]:
-        if not v or "train" in v:
-            raise ValueError("one or more curate splits, never 'train' (the generator trained on it)")
-        return v
+    _splits = field_validator("splits")(heldout_splits)
 
     @model_validator(mode="after")
     def _check(self) -> RefineParams:

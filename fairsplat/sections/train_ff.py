@@ -42,9 +42,16 @@ SKEWED_MIX = {"I": 0.25, "II": 0.25, "III": 0.25, "IV": 0.12, "V": 0.08, "VI": 0
 class TrainFFParams(TrainerParams):
     section: ClassVar[str] = "train_ff"
 
-    encoder: Literal["dinov2", "vgg16"] = "dinov2"
-    """Image encoder (fairsplat/models/encoders.py). dinov2: transformers' Dinov2Model, small random-init
-    config trained with the decoder; vgg16: the ImageNet VGG16 trunk from the weights registry, frozen."""
+    encoder: Literal["dinov2", "vgg16"] = "vgg16"
+    """Image encoder (fairsplat/models/encoders.py). vgg16: the ImageNet VGG16 trunk from the weights registry,
+    frozen; dinov2: transformers' Dinov2Model, small random-init config trained with the decoder. Chosen by
+    held-out quality at the default size (same data, steps, seed): vgg16 masked PSNR 23.08 vs 22.80 dB, SSIM
+    0.740 vs 0.732, LPIPS 0.112 vs 0.124 (README "Generator")."""
+    feature_store: bool = True
+    """Keep a frozen trunk's levels per crop in .cache/features (fairsplat/models/feature_store.py): computed
+    once, with every thread, instead of in each trainer's every step (VGG16 is ~0.17 s a 128 px crop on one
+    core). Results are identical either way; off at real scale, where the GPU's trunk is cheap and the store
+    would be large (~0.65 MB a crop at the default grid)."""
     encoder_path: str | None = None
     """A local pretrained Dinov2 directory (config.json + weights); frozen as LAM freezes it."""
     encoder_train: Literal["auto", "yes", "no"] = "auto"

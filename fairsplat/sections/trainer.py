@@ -41,3 +41,10 @@ class TrainerParams(Section):
         from fairsplat.train.accel import AccelConfig
 
         return AccelConfig(self.device, self.mixed_precision, self.grad_accum, self.section)
+
+
+def heldout_splits(v: list[str]) -> list[str]:
+    """Validator of a ``splits`` field that must name held-out subjects (stages evaluate, refine)."""
+    if not v or "train" in v:
+        raise ValueError("one or more curate splits, never 'train' (the generator trained on it)")
+    return v
