@@ -49,6 +49,12 @@ EXPECT: dict[str, dict[str, str | None]] = {
     "track --videos": {"good": None, "wrong_extension": None, "empty": "bad_video", "truncated": "bad_video",
                        "not_the_format": "bad_video", "code_pickle": "bad_video", "no_frames": "bad_video",
                        "broken_stream": "bad_video", "no_face": "no_face", "ten_faces": "multi_face"},
+    # videos -- single file: `fairsplat reenact --driver` (exit 2 naming the clip). Accepting a clip runs the track
+    # stage's reader (the `track --videos` column) and then the fitter, so only refusals are swept here.
+    "fairsplat reenact --driver": {"empty": "not a decodable video", "truncated": "not a decodable video",
+                                   "not_the_format": "not a decodable video", "code_pickle": "not a decodable video",
+                                   "no_frames": "not a decodable video", "broken_stream": "not a decodable video",
+                                   "no_face": "no single face found", "ten_faces": "no single face found"},
     # single files: a refusal (an error naming the file) whose message matches
     "head (FLAME .pkl)": {"good": None, "empty": "empty", "truncated": "truncated or corrupt",
                           "wrong_extension": "truncated or corrupt", "not_the_format": "truncated or corrupt",
@@ -56,6 +62,13 @@ EXPECT: dict[str, dict[str, str | None]] = {
     "head (FLAME .npz)": {"good": None, "empty": "not a readable .npz", "truncated": "not a readable .npz",
                           "wrong_extension": "not a readable .npz", "not_the_format": "not a readable .npz",
                           "code_pickle": "not a readable .npz", "wrong_shapes": "has shape"},
+    "head (FLAME landmark .npy)": {"good": None, "empty": "empty", "truncated": "truncated or corrupt",
+                                   "wrong_extension": "not an .npy file", "not_the_format": "not an .npy file",
+                                   "code_pickle": "refuses to load global posix.system", "wrong_shapes": "have shapes"},
+    "head asset (--head .npz)": {"good": None, "empty": "not a readable head asset",
+                                 "truncated": "not a readable head asset", "wrong_extension": "not a readable head asset",
+                                 "not_the_format": "not a readable head asset", "code_pickle": "not a readable head asset",
+                                 "wrong_shapes": "v_template: shape"},
     "model checkpoint": {"good": None, "empty": "not a readable safetensors", "truncated": "not a readable safetensors",
                          "wrong_extension": "not a readable safetensors", "not_the_format": "not a readable safetensors",
                          "code_pickle": "not a readable safetensors", "wrong_shapes": "has shape"},
@@ -81,6 +94,7 @@ EXPECT: dict[str, dict[str, str | None]] = {
                          "code_pickle": "does not match its sha256"},
 }
 BATCH = {"curate", "track --photos", "ingest celebvhq", "track --videos"}
+CLI = {"fairsplat avatar", "fairsplat reenact --driver"}
 
 
 @pytest.fixture
@@ -104,7 +118,8 @@ def test_every_kind_is_swept_and_every_entry_point_faces_the_core_kinds():
     assert used == set(KINDS), set(KINDS) ^ used  # no kind left out, no expectation for a kind that is not written
     assert len(KINDS) >= 12
     for entry, table in EXPECT.items():
-        assert set(CORE) <= set(table), (entry, set(CORE) - set(table))
+        core = set(CORE) - ({"wrong_extension"} if entry == "fairsplat reenact --driver" else set())  # see EXPECT
+        assert core <= set(table), (entry, core - set(table))
 
 
 # ---- photos -------------------------------------------------------------------------------------------------------
@@ -354,6 +369,27 @@ def test_track_videos_gives_every_clip_a_status(videos):
     assert not (root / "PAYLOAD_RAN").exists()
 
 
+@pytest.mark.parametrize("kind", _pairs("fairsplat reenact --driver"))
+def test_reenact_refuses_a_bad_driver_video_by_name(tmp_path, videos, kind):
+    from typer.testing import CliRunner
+
+    from fairsplat.avatar.avatar import Avatar
+    from fairsplat.avatar.binding import AvatarBinding, BindingSpec
+    from fairsplat.cli import app
+    from fairsplat.testing.toy_head import make_toy_head
+
+    head = make_toy_head()
+    head.save(tmp_path / "head.npz")
+    Avatar.neutral(AvatarBinding(head, BindingSpec("points", max_points=64))).save(tmp_path / "avatar", head)
+    clip = videos[1][kind]
+    res = CliRunner().invoke(app, ["reenact", str(tmp_path / "avatar"), "--driver", str(clip), "--head",
+                                   str(tmp_path / "head.npz"), "--out", str(tmp_path / "out.mp4"), "--size", "32",
+                                   "--params", str(tmp_path / "absent.yaml")])  # fmt: skip
+    assert res.exit_code == 2, res.output + repr(res.exception)
+    assert clip.name in res.output and EXPECT["fairsplat reenact --driver"][kind] in res.output, res.output
+    assert not (tmp_path / "out.mp4").exists() and not (videos[0] / "PAYLOAD_RAN").exists()
+
+
 # ---- single files -------------------------------------------------------------------------------------------------
 def _refusal_or_load(load, path: Path, expect: str | None, errors: tuple[type[Exception], ...]):
     if expect is None:
@@ -427,6 +463,43 @@ def _flame(d: Path, suffix: str) -> tuple[Sample, str, object, tuple]:
     enc, other = (pkl, npz) if suffix == ".pkl" else (npz, pkl)
     s = Sample("flame", enc(arrays), other=other(arrays), marker=Path(), wrong_shapes=enc(wrong))
     return s, f"generic_model{suffix}", lambda p: convert_flame(p, n_shape=12, n_expr=8), (FlameFileError,)
+
+
+def _flame_landmarks(d: Path):
+    """FLAME's landmark_embedding.npy (a dict behind an object-array header) beside a model .npz without landmarks."""
+    from fairsplat.head.flame_file import convert_flame
+    from fairsplat.head.flame_file_pickle import FlameFileError
+    from fairsplat.testing.badinputs import npy_object
+    from fairsplat.testing.toy_head import make_toy_head
+
+    sample, name, _, _ = _flame(d, ".npz")
+    with np.load(io.BytesIO(sample.good)) as z:
+        arrays = {k: z[k] for k in z.files if "lmk" not in k}
+    np.savez(d / name, **arrays)
+    toy = make_toy_head()
+
+    def npy(faces_idx: np.ndarray) -> bytes:
+        buf = io.BytesIO()
+        np.save(buf, {"full_lmk_faces_idx": faces_idx, "full_lmk_bary_coords": toy.lmk_bary}, allow_pickle=True)
+        return buf.getvalue()
+
+    s = Sample("npy", npy(toy.lmk_faces), other=sample.good, marker=Path(), wrong_shapes=npy(toy.lmk_faces[:67]),
+               wrap=npy_object)  # fmt: skip
+    return s, "landmark_embedding.npy", lambda p: convert_flame(d / name, landmark_path=p, n_shape=12, n_expr=8), (FlameFileError,)
+
+
+def _head_asset(d: Path):
+    from fairsplat.head.model import HeadModel, HeadModelError
+    from fairsplat.testing.toy_head import make_toy_head
+
+    make_toy_head().save(d / "head.npz")
+    good = (d / "head.npz").read_bytes()
+    with np.load(d / "head.npz") as z:
+        arrays = {k: z[k] for k in z.files}
+    buf = io.BytesIO()
+    np.savez(buf, **(arrays | {"v_template": arrays["v_template"][:, :2]}))
+    s = Sample("npz", good, other=_safetensors({"v_template": torch.zeros(3, 3)}), marker=Path(), wrong_shapes=buf.getvalue())
+    return s, "head.npz", HeadModel.load, (HeadModelError,)
 
 
 def _model_checkpoint(d: Path):
@@ -515,6 +588,8 @@ def _ply(d: Path):
 SINGLE = {
     "head (FLAME .pkl)": lambda d: _flame(d, ".pkl"),
     "head (FLAME .npz)": lambda d: _flame(d, ".npz"),
+    "head (FLAME landmark .npy)": _flame_landmarks,
+    "head asset (--head .npz)": _head_asset,
     "model checkpoint": _model_checkpoint,
     "avatar.safetensors": _avatar_file,
     "resume state.pt": lambda d: _resume(d, "state.pt"),
@@ -595,8 +670,8 @@ def _matrix(entries: list[str]) -> list[str]:
 
 def sweep_table() -> str:
     """Markdown: kinds x entry points, the outcome each test asserts (ok = accepted; - = does not apply)."""
-    files = [e for e in EXPECT if e not in BATCH and e != "fairsplat avatar"]
-    return "\n".join([*_matrix([e for e in EXPECT if e in BATCH or e == "fairsplat avatar"]), "", *_matrix(files)])
+    files = [e for e in EXPECT if e not in BATCH | CLI]
+    return "\n".join([*_matrix([e for e in EXPECT if e in BATCH | CLI]), "", *_matrix(files)])
 
 
 def test_readme_table_is_generated_from_these_expectations():

@@ -47,6 +47,7 @@ class Sample:
     wrong_shapes: bytes | None = None  # well-formed, but arrays of the wrong shapes (None: no such notion)
     huge: bytes | None = None  # a header promising far more data than follows (photos: built from ``face``)
     face: np.ndarray | None = None  # photos, videos: uint8 [H, W, 3] with one detectable face
+    wrap: Callable[[bytes], bytes] | None = None  # how a pickle sits in this format (.npy: behind an object header)
 
 
 class _Payload:
@@ -62,6 +63,14 @@ class _Payload:
 def code_pickle(marker: Path) -> bytes:
     """A pickle whose loading would call ``os.system`` (a dict, as weight files are)."""
     return pickle.dumps({"weight": _Payload(marker)}, protocol=2)
+
+
+def npy_object(pickled: bytes) -> bytes:
+    """``pickled`` behind the .npy header of a 0-d object array: how ``np.save`` stores a dict (FLAME's landmark
+    embedding), and so where a tampered .npy carries its payload."""
+    buf = io.BytesIO()
+    np.lib.format.write_array_header_1_0(buf, np.lib.format.header_data_from_array_1_0(np.empty((), object)))
+    return buf.getvalue() + pickled
 
 
 def jpeg_bytes(rgb: np.ndarray, **kw) -> bytes:
@@ -155,7 +164,7 @@ KINDS: dict[str, Callable[[Sample], bytes | None]] = {
     "truncated": lambda s: s.good[: len(s.good) * 6 // 10],
     "wrong_extension": lambda s: s.other,
     "not_the_format": lambda s: HTML,  # e.g. an HTML page saved as face.jpg / model.safetensors
-    "code_pickle": lambda s: code_pickle(s.marker),
+    "code_pickle": lambda s: (s.wrap or (lambda b: b))(code_pickle(s.marker)),
     "wrong_shapes": lambda s: s.wrong_shapes,
     # photos: valid but unusual (accepted and decoded), and the impossible ones
     "cmyk": _photo(lambda f: _pil(Image.fromarray(f).convert("CMYK"), "JPEG", quality=95)),
