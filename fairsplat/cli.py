@@ -111,13 +111,15 @@ def avatar(
 ) -> None:
     """Photos -> detect, crop, track, generate -> avatar.ply/.safetensors, turntable and expression strip."""
     from fairsplat.avatar import from_photos as fp
+    from fairsplat.head.model import HeadModelError
+    from fairsplat.io.checkpoint import CheckpointError
 
     if not 1 <= len(photos) <= 4:
         typer.echo(f"avatar: give 1 to 4 photos of one person (got {len(photos)})", err=True)
         raise typer.Exit(2)
     try:
         written = fp.photos_to_avatar(photos, out, model, head)
-    except (fp.PhotoError, FileNotFoundError) as err:
+    except (fp.PhotoError, FileNotFoundError, CheckpointError, HeadModelError) as err:  # each names its file
         typer.echo(f"avatar: {err}", err=True)
         raise typer.Exit(2) from None
     typer.echo(f"avatar: {', '.join(sorted(written))} -> {out}")

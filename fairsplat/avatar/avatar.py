@@ -15,7 +15,6 @@ splat viewers open.
 from __future__ import annotations
 
 import hashlib
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,7 +25,7 @@ from torch import Tensor
 from fairsplat.avatar.binding import AvatarBinding, BindingSpec
 from fairsplat.avatar.render import render_batch
 from fairsplat.io.atomic import write_json
-from fairsplat.io.checkpoint import CheckpointError, check_state
+from fairsplat.io.checkpoint import CheckpointError, check_state, read_json_dict, read_safetensors
 
 FORMAT = "fairsplat-avatar/1"
 FIELDS = ("offsets", "quats", "log_scales", "colors", "opacities", "shape")
@@ -112,17 +111,19 @@ class Avatar:
     @classmethod
     def load(cls, directory: str | Path, head, binding: AvatarBinding | None = None) -> Avatar:
         """Read an avatar saved by :meth:`save` onto ``head``; refuses another head or wrong shapes."""
-        from safetensors.torch import load_file
-
         d = Path(directory)
-        meta = json.loads((d / "avatar.json").read_text())
+        meta = read_json_dict(d / "avatar.json")
         if meta.get("format") != FORMAT:
             raise CheckpointError(f"{d / 'avatar.json'}: format {meta.get('format')!r}, expected {FORMAT}")
-        if meta["head"]["digest"] != head_digest(head):
-            raise CheckpointError(f"{d}: made for head {meta['head']['source']} ({meta['head']['digest']}), "
+        made_for = meta.get("head") if isinstance(meta.get("head"), dict) else {}
+        if made_for.get("digest") != head_digest(head):
+            raise CheckpointError(f"{d}: made for head {made_for.get('source')} ({made_for.get('digest')}), "
                                   f"not this one ({head.source}, {head_digest(head)})")  # fmt: skip
-        binding = binding or AvatarBinding(head, BindingSpec(**meta["binding"]))
-        tensors = load_file(str(d / "avatar.safetensors"))
+        try:
+            binding = binding or AvatarBinding(head, BindingSpec(**meta["binding"]))
+        except (KeyError, TypeError) as err:
+            raise CheckpointError(f"{d / 'avatar.json'}: no valid binding spec ({type(err).__name__}: {err})") from None
+        tensors = read_safetensors(d / "avatar.safetensors")
         expect = cls.neutral(binding).tensors()
         check_state(expect, tensors, str(d / "avatar.safetensors"))
         return cls(binding, **{f: tensors[f] for f in FIELDS})

@@ -22,6 +22,7 @@ import torch
 
 from fairsplat.avatar.avatar import Avatar
 from fairsplat.avatar.binding import AvatarBinding
+from fairsplat.io.checkpoint import CheckpointError
 from fairsplat.io.video import write_video  # noqa: F401  (moved to fairsplat.io; kept importable here)
 
 
@@ -124,16 +125,20 @@ def photos_to_avatar(photos: list[Path], out: Path, model_dir: Path, head_path: 
     """The whole command; writes into ``out`` atomically and returns the file names written."""
     from fairsplat.head.model import HeadModel
     from fairsplat.io.atomic import atomic_dir
+    from fairsplat.io.checkpoint import read_config
     from fairsplat.io.images import save_png
     from fairsplat.models.generator import GeneratorConfig, load_generator
 
     for p in (model_dir / "config.json", head_path):
         if not Path(p).is_file():
             raise FileNotFoundError(f"{p}: missing (run `make repro`, or pass --model / --head)")
+    size = read_config(model_dir).get("size")
+    if not isinstance(size, int) or size < 16:
+        raise CheckpointError(f"{model_dir / 'config.json'}: no crop size ('size') of a trained generator")
+    prep = prepare([Path(p) for p in photos], size)  # the photos first: a bad one is refused before the model loads
     model, meta = load_generator(model_dir)
     head = HeadModel.load(head_path)
     binding = AvatarBinding(head, GeneratorConfig.from_json(meta).binding)
-    prep = prepare([Path(p) for p in photos], int(meta["size"]))
     av = make_avatar(model, binding, prep, track(prep, head))
     size = 2 * int(meta["size"])
     spin, strip = turntable(av, size), expression_strip(av, size)

@@ -70,10 +70,8 @@ def adapter_meta(base: str, spec: LoraSpec, prompt: str) -> dict[str, Any]:
 
 def load_adapted(model_dir: str | Path, device: str | torch.device = "cpu") -> tuple[Enhancer, dict[str, Any]]:
     """An SD-Turbo enhancer saved by stage train_enhancer: base from its directory, adapters and skips from ours."""
-    from safetensors.torch import load_file
-
     from fairsplat.enhancer import sdturbo
-    from fairsplat.io.checkpoint import check_state, read_config
+    from fairsplat.io.checkpoint import check_state, read_config, read_safetensors
 
     meta = read_config(model_dir)
     a = meta["adapter"]
@@ -82,7 +80,7 @@ def load_adapted(model_dir: str | Path, device: str | torch.device = "cpu") -> t
     model = Enhancer(EnhancerConfig.from_json(meta["model"]), vae=vae, unet=unet, text=text)
     spec = LoraSpec(**{k: tuple(v) if isinstance(v, list) else v for k, v in a.items() if k in LoraSpec.__dataclass_fields__})
     apply_lora(model, spec)
-    state = load_file(str(Path(model_dir) / "model.safetensors"))
+    state = read_safetensors(Path(model_dir) / "model.safetensors")
     check_state(trainable_state(model), state, str(Path(model_dir) / "model.safetensors"))
     model.load_state_dict(state, strict=False)
     return model.to(device).eval(), meta

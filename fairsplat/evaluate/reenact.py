@@ -98,6 +98,10 @@ def driver_from_video(path: str | Path, head_path: Path, track_cfg, work: Path) 
     from fairsplat.track.video import read_clip
 
     p = Path(path)
+    try:  # decoded first, so that a file that is not a video says so (not "no face found")
+        clip = read_clip(p, track_cfg.video_fps, track_cfg.max_frames)
+    except Exception as err:  # noqa: BLE001  (any decoder error)
+        raise ReenactError(f"{p}: not a decodable video ({type(err).__name__}: {err})"[:300]) from None
     clip_dir = work / "clip"
     clip_dir.mkdir(parents=True, exist_ok=True)
     (clip_dir / p.name).symlink_to(p.resolve())
@@ -108,7 +112,6 @@ def driver_from_video(path: str | Path, head_path: Path, track_cfg, work: Path) 
         drv = driver_from_tracks(work / "tracks", subject=p.stem)
     except ReenactError:
         raise ReenactError(f"{p}: no frame of the video could be tracked (no single face found)") from None
-    clip = read_clip(p, track_cfg.video_fps, track_cfg.max_frames)
     index = [int(i.rsplit("/", 1)[1]) for i in drv.ids]
     drv.frames = clip.frames[index]
     drv.height, drv.width = clip.frames.shape[1:3]

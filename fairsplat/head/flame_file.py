@@ -98,6 +98,13 @@ def read_flame_model(path: str | Path) -> dict[str, np.ndarray]:
 
 def _read_npz(path: Path) -> dict[str, Any]:
     try:
+        with open(path, "rb") as fh:
+            magic = fh.read(4)
+    except OSError as err:
+        raise FlameFileError(f"{path}: not a readable .npz ({err})") from err
+    if magic not in (b"PK\x03\x04", b"PK\x05\x06"):  # np.load would take any other bytes for a pickle
+        raise FlameFileError(f"{path}: not a readable .npz (not a zip archive; starts with {magic!r})")
+    try:
         with np.load(path, allow_pickle=False) as npz:
             return {k: npz[k] for k in npz.files}
     except ValueError as err:

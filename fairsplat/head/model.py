@@ -143,7 +143,10 @@ class HeadModel:
         except (ValueError, OSError, EOFError, zipfile.BadZipFile, zlib.error) as err:  # truncated zip, pickled objects, ...
             raise HeadModelError(f"{path}: not a readable head asset ({err})") from err
         arrays["source"] = str(arrays["source"])
-        return cls(**arrays).validate()
+        try:
+            return cls(**arrays).validate()
+        except HeadModelError as err:  # validate() names the field; the user needs the file too
+            raise HeadModelError(f"{path}: {err}") from None
 
 
 def _expect(ok: bool, name: str, got: tuple, want: str) -> None:

@@ -53,7 +53,57 @@ def read_config(model_dir: str | Path) -> dict[str, Any]:
     path = Path(model_dir) / "config.json"
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no config.json (was the stage that writes {Path(model_dir)} run?)")
-    return json.loads(path.read_text())
+    return read_json_dict(path)
+
+
+def read_json_dict(path: str | Path) -> dict[str, Any]:
+    """A JSON object from ``path``; CheckpointError naming the file when it is empty, truncated or not an object."""
+    try:
+        data = json.loads(Path(path).read_bytes())
+    except (ValueError, OSError) as err:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        raise CheckpointError(f"{path}: not a readable JSON file ({type(err).__name__}: {err})"[:300]) from None
+    if not isinstance(data, dict):
+        raise CheckpointError(f"{path}: expected a JSON object, got {type(data).__name__}")
+    return data
+
+
+def read_safetensors(path: str | Path) -> dict[str, torch.Tensor]:
+    """Every tensor of a safetensors file; CheckpointError naming the file when it is empty, truncated or not one.
+
+    Why wrapped: safetensors' own error says what broke in the header but not which file.
+    """
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no weights file")
+    try:
+        return load_file(str(path))
+    except (SafetensorError, OSError, ValueError) as err:
+        raise CheckpointError(f"{path}: not a readable safetensors file ({err})"[:300]) from None
+
+
+def read_torch_tensors(path: str | Path) -> Any:
+    """``torch.load(weights_only=True)`` (tensors, numbers and plain containers; no code runs), errors naming the file.
+
+    A pickle that names any other global is refused by torch before it is looked up; an empty or truncated
+    file is reported as such instead of torch's generic message.
+    """
+    import pickle
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such file")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as err:
+        boiler = ("Weights only load failed", "Check the documentation", "Please file an issue")
+        why = " ".join(q.strip() for q in str(err).split("\n\n") if q.strip() and not q.strip().startswith(boiler))
+        raise CheckpointError(f"{path}: refused: holds something other than tensors and numbers, or is corrupt; "
+                              f"nothing from it was run ({why or err})"[:400]) from None  # fmt: skip
+    except (EOFError, RuntimeError, OSError, ValueError) as err:  # empty, truncated zip, not a torch file
+        raise CheckpointError(f"{path}: not a readable torch file, empty or truncated ({type(err).__name__}: {err})"[:300]) from None
 
 
 def check_state(expected: Mapping[str, torch.Tensor], got: Mapping[str, torch.Tensor], source: str) -> None:
@@ -70,12 +120,7 @@ def check_state(expected: Mapping[str, torch.Tensor], got: Mapping[str, torch.Te
 
 def load_weights(module: torch.nn.Module, path: str | Path) -> None:
     """Load a safetensors file into ``module``: every name and shape must match (else CheckpointError)."""
-    from safetensors.torch import load_file
-
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no weights file")
-    state = load_file(str(path))
+    state = read_safetensors(path)
     check_state(module.state_dict(), state, str(path))
     module.load_state_dict(state, strict=True)
 
@@ -130,23 +175,30 @@ def save_train_state(directory: str | Path, state: TrainState) -> None:
         write_json(tmp / "state.json", {"step": state.step, "fingerprint": state.fingerprint})
 
 
-def load_train_state(directory: str | Path, fingerprint: str) -> TrainState | None:
+def load_train_state(directory: str | Path, fingerprint: str, expected: Mapping[str, torch.Tensor] | None = None,
+                     ) -> TrainState | None:  # fmt: skip
     """The state saved in ``directory``, or None when there is none or it belongs to another run.
 
     A checkpoint whose fingerprint differs (other params, other data) is not
     resumed: it is a different run, and silently continuing it would mix two.
+    A state of this run that cannot be read (empty, truncated, a pickle carrying
+    code) raises CheckpointError naming the file: restarting from step 0 without
+    a word would hide the damage. ``expected`` (the model's state_dict): its
+    weights must match by name and shape, checked here so the error names the file.
     """
-    from safetensors.torch import load_file
-
     directory = Path(directory)
     meta_path = directory / "state.json"
     if not meta_path.is_file():
         return None
-    meta = json.loads(meta_path.read_text())
+    meta = read_json_dict(meta_path)
     if meta.get("fingerprint") != fingerprint:
         return None
-    rest = torch.load(directory / "state.pt", map_location="cpu", weights_only=True)  # tensors and numbers only
-    model = load_file(str(directory / "model.safetensors"))
+    rest = read_torch_tensors(directory / "state.pt")  # tensors and numbers only
+    if not isinstance(rest, dict) or not {"optimizer", "scheduler", "rng"} <= set(rest):
+        raise CheckpointError(f"{directory / 'state.pt'}: not a training state (needs optimizer, scheduler and rng)")
+    model = read_safetensors(directory / "model.safetensors")
+    if expected is not None:
+        check_state(expected, model, str(directory / "model.safetensors"))
     return TrainState(int(meta["step"]), model, rest["optimizer"], rest["scheduler"], rest["rng"], fingerprint,
                       rest.get("extra") or {})  # fmt: skip
 

@@ -19,7 +19,6 @@ or its rank differs from the model's.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +26,7 @@ import torch
 import yaml
 
 from fairsplat.io.atomic import atomic_path, write_json, write_text
-from fairsplat.io.checkpoint import CheckpointError
+from fairsplat.io.checkpoint import CheckpointError, read_json_dict, read_torch_tensors
 from fairsplat.lora.adapters import adapted_layers, lora_matrices
 
 WEIGHTS = "lora_weights.pt"
@@ -78,9 +77,7 @@ def check_soulsplats(tensors: dict[str, torch.Tensor], peft_model, source: str) 
 def import_soulsplats(peft_model, path: str | Path, rename: dict[str, str] | None = None) -> None:
     """Load a ``lora_weights.pt`` into ``peft_model``'s adapters (exact copy); refuses any mismatch."""
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such adapter file")
-    tensors = torch.load(path, map_location="cpu", weights_only=True)
+    tensors = read_torch_tensors(path)  # refuses code, names the file when empty or truncated
     if not isinstance(tensors, dict) or not all(isinstance(v, torch.Tensor) for v in tensors.values()):
         raise CheckpointError(f"{path}: expected a dict of tensors")
     if rename:
@@ -99,4 +96,4 @@ def _rename(key: str, rename: dict[str, str]) -> str:
 
 
 def read_config(directory: str | Path) -> dict[str, Any]:
-    return json.loads((Path(directory) / "config.json").read_text())
+    return read_json_dict(Path(directory) / "config.json")

@@ -83,9 +83,13 @@ def load_generator(model_dir, device: str | torch.device = "cpu") -> tuple[Gener
     """Rebuild from ``config.json`` and load ``model.safetensors`` (every name and shape must match)."""
     from pathlib import Path
 
-    from fairsplat.io.checkpoint import load_weights, read_config
+    from fairsplat.io.checkpoint import CheckpointError, load_weights, read_config
 
     meta = read_config(model_dir)
-    model = Generator(GeneratorConfig.from_json(meta))
+    try:
+        cfg = GeneratorConfig.from_json(meta)
+    except (KeyError, TypeError, ValueError) as err:  # a config.json of something else, or hand-edited
+        raise CheckpointError(f"{Path(model_dir) / 'config.json'}: not a generator config ({type(err).__name__}: {err})") from None
+    model = Generator(cfg)
     load_weights(model, Path(model_dir) / "model.safetensors")
     return model.to(device).eval(), meta

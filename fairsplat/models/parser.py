@@ -112,12 +112,16 @@ def mirror_channels(labels: tuple[str, ...]) -> list[int]:
 
 
 def _read_state(path: Path) -> dict[str, torch.Tensor]:
-    if path.suffix == ".safetensors":
-        from safetensors.torch import load_file
+    """A user's state dict (safetensors, or a torch file read with weights_only: no code runs); errors name it."""
+    from fairsplat.io.checkpoint import CheckpointError, read_safetensors, read_torch_tensors
 
-        return load_file(str(path))
-    state = torch.load(path, map_location="cpu", weights_only=True)  # tensors only: no code runs
-    return state.get("state_dict", state) if isinstance(state, dict) else state
+    if path.suffix == ".safetensors":
+        return read_safetensors(path)
+    state = read_torch_tensors(path)
+    state = state.get("state_dict", state) if isinstance(state, dict) else state
+    if not isinstance(state, dict):
+        raise CheckpointError(f"{path}: expected a state dict of tensors, got {type(state).__name__}")
+    return state
 
 
 IMAGENET = "imagenet"

@@ -41,7 +41,7 @@ SOURCES: dict[str, Source] = {
         lambda c, o, m: {"labels_csv": c.labels_csv, "key": c.labels_key, "columns": dict(c.labels_columns)},
     ),
     "fairface": Source(fairface.iter_records, fairface.LAYOUT, lambda c, o, m: {"splits": tuple(c.fairface_splits), "missing": m}),
-    "celebahq": Source(celebahq.iter_records, celebahq.LAYOUT, lambda c, o, m: {"out_dir": o}),
+    "celebahq": Source(celebahq.iter_records, celebahq.LAYOUT, lambda c, o, m: {"out_dir": o, "missing": m}),
     "celebvhq": Source(
         celebvhq.iter_records,
         celebvhq.LAYOUT,

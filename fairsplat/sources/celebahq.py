@@ -81,15 +81,24 @@ def _attributes(root: Path) -> dict[str, dict[str, str]]:
 
 
 def merge_masks(mask_dir: Path, index: int) -> np.ndarray | None:  # -> uint8 [512, 512] or None
-    """One CelebAMask-HQ label map from the per-class PNGs (None if none exist)."""
+    """One CelebAMask-HQ label map from the per-class PNGs (None if none exist).
+
+    A class PNG that cannot be read, or whose size differs from the others, raises ValueError naming it.
+    """
     labels = None
     for cls_id, name in enumerate(CELEBAMASK_CLASSES[1:], start=1):
         f = mask_dir / str(index // 2000) / f"{index:05d}_{name}.png"
         if not f.exists():
             continue
-        m = np.asarray(Image.open(f).convert("L")) > 127
+        try:
+            with Image.open(f) as im:
+                m = np.asarray(im.convert("L")) > 127
+        except (OSError, ValueError, SyntaxError) as err:  # UnidentifiedImageError is an OSError
+            raise ValueError(f"{f}: unreadable mask ({err})"[:200]) from None
         if labels is None:
             labels = np.zeros(m.shape, np.uint8)
+        elif m.shape != labels.shape:
+            raise ValueError(f"{f}: mask {m.shape[1]}x{m.shape[0]}, the image's other masks are {labels.shape[1]}x{labels.shape[0]}")
         labels[m] = cls_id
     return labels
 
@@ -103,7 +112,10 @@ def iter_records(
     *,
     param: str = "ingest.path",
     out_dir: str | Path | None = None,
+    missing: list[tuple[str, str]] | None = None,
 ) -> Iterator[Record]:
+    """Every image; one whose parsing masks exist but cannot be merged goes to ``missing`` as ``(id, "bad_mask: ...")``
+    (the item as listed, image plus annotation, cannot be delivered; delete the mask to keep the image unlabelled)."""
     root = require(root, param, LAYOUT, IMG_DIR)
     idents, attrs = _identities(root), _attributes(root)
     mask_dir = root / MASK_DIR
@@ -112,7 +124,12 @@ def iter_records(
         i = _index(p)
         mask_path = None
         if out_dir is not None and i is not None and mask_dir.is_dir():
-            labels = merge_masks(mask_dir, i)
+            try:
+                labels = merge_masks(mask_dir, i)
+            except ValueError as err:
+                if missing is not None:
+                    missing.append((f"{NAME}/{IMG_DIR}/{p.name}", f"bad_mask: {err}"[:200]))
+                continue
             if labels is not None:
                 mask_path = str(Path(out_dir) / "celebahq_labels" / f"{i:05d}.png")
                 save_png(mask_path, labels)

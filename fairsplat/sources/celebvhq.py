@@ -14,7 +14,8 @@ one person, and keeping them in one split is the conservative choice. Gender
 and age come from the ``Male`` / ``Young`` appearance attributes.
 Clips listed in the JSON but absent on disk (deleted YouTube videos are
 common) are appended to ``missing`` as ``(id, "clip_absent")``; undecodable
-clips as ``(id, "undecodable: ...")``.
+clips as ``(id, "undecodable: ...")`` and clips without a single frame as
+``(id, "no_frames")``.
 """
 
 from __future__ import annotations
@@ -110,9 +111,13 @@ def iter_records(
             continue
         try:
             frames = list(sample_frames(files[clip_id], n_frames))
-        except (av.error.FFmpegError, IndexError) as err:  # corrupt clip or no video stream
+        except Exception as err:  # noqa: BLE001  (corrupt clip, no video stream, any decoder error: record it)
             if missing is not None:
                 missing.append((f"{NAME}/{clip_id}", f"undecodable: {type(err).__name__}: {err}"[:200]))
+            continue
+        if not frames:  # a container whose video stream holds no frame: recorded, not silently dropped
+            if missing is not None:
+                missing.append((f"{NAME}/{clip_id}", "no_frames"))
             continue
         for i, rgb in frames:
             path = Path(out_dir) / NAME / clip_id / f"{i:06d}.png"

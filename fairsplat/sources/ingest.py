@@ -5,7 +5,8 @@
     manifest.parquet   one row per usable input (schema: sources/manifest.py)
     missing.parquet    one row per entry the dataset lists but cannot deliver:
                        ref (string), reason (string: file_absent, clip_absent,
-                       undecodable: ...)
+                       undecodable: ..., no_frames,
+                       bad_mask: ...)
     celebvhq/, celebahq_labels/   frames / merged label maps, for those sources
 
 and returns the numbers for ``metrics/ingest.json``: ``total`` (entries the

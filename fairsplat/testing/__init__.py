@@ -6,6 +6,7 @@
   (``fake_curated``) and the bad inputs every stage must record (``add_bad_inputs``)
 - ``testcard``: a painted face with exact skin colour, landmarks and labels
 - ``badfiles``: the zoo of awkward input files, each with the outcome curation must give
+- ``badinputs``: the fault sweep's bad-input kinds (issue 18), written in any user-file format
 - ``toy_head``: a tiny FLAME-format head; ``track_problems``: landmark problems with known answers
 - ``imports``: the static import graph (dvc.yaml deps cover each stage's imports; no cycles)
 """

@@ -226,7 +226,7 @@ def fit(
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(cfg.schedule, total, warm))
     model, opt, sched = acc.prepare(model, opt, sched)
     ckpt = (Path(checkpoint_dir), fingerprint) if checkpoint_dir is not None else None
-    state = load_train_state(ckpt[0], fingerprint) if ckpt else None
+    state = load_train_state(ckpt[0], fingerprint, acc.unwrap_model(model).state_dict()) if ckpt else None
     run = _restore(acc, state, model, opt, sched) if state else _Run()
     steps_total = math.ceil(len(loader) / acc.gradient_accumulation_steps) * cfg.epochs
     bar = tqdm(total=steps_total, initial=run.step, desc=cfg.name, unit="step",
