@@ -14,7 +14,8 @@ import pytest
 
 from fairsplat.faces import mediapipe as mp
 from fairsplat.faces.landmarks import FLAGS, LANDMARKS, resolve
-from fairsplat.faces.mesh68 import PLAIN, TABLES, calibrate, calibrate_affine, check_table, matrix, to_ibug68, to_ibug68_reference
+from fairsplat.faces.mesh68 import (PLAIN, TABLES, calibrate, calibrate_affine, check_table, matrix, to_ibug68,
+                                    to_ibug68_reference)
 from fairsplat.metrics.landmarks import nme
 from fairsplat.testing.testcard import paint
 from fairsplat.weights import store

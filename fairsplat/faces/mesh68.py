@@ -20,7 +20,7 @@ lie off its surface (deeper, where the head's own landmark is). Three tables:
                 of downward bias on brows and eyes) for turned and closed-eye renders.
 ``FRONTAL``     the convention correction alone: fitted by :func:`calibrate_affine`
                 (``python -m fairsplat.faces.calibrate_mesh68 --method affine
-                --views frontal``) on frontal, eyes-open or not, SynthHeads *train*
+                --views frontal``) on the frontal, eyes-open SynthHeads *train*
                 renders only: signed weights over each landmark's 16 nearest mesh
                 points, pulled towards ``PLAIN`` by a ridge. Frontal views hold the
                 convention (where on the face each index sits) but not the detector's

@@ -106,7 +106,7 @@ def evaluate(name: str, items: Items, run: TrackRun, model: LandmarkFlame) -> tu
     for k in [k for k in out if k.startswith("nme_target") and k != "nme_target"]:
         out.pop(k)
     if "yaw" in items.gt:
-        out |= nme_by_condition(items, run, errors, named_expressions=model.source == "procedural")
+        out |= nme_by_condition(items, run, errors, model.source == "procedural")
     if name == "videos":
         clips = jitter(items, run)
         for key in ("jitter_ratio", "motion_ratio", "jitter_detected", "jitter_fitted"):
@@ -121,7 +121,8 @@ BLINK = 0.5
 """A SynthHeads image whose blink coefficient (procedural head) reaches this has a closed eye."""
 
 
-def nme_by_condition(items: Items, run: TrackRun, errors: dict[str, np.ndarray], named_expressions: bool = True) -> dict:
+def nme_by_condition(items: Items, run: TrackRun | None, errors: dict[str, np.ndarray],
+                     named_expressions: bool = True) -> dict:  # fmt: skip
     """SynthHeads NME of the fit and of the detector split by view: ``frontal`` (yaw 0, both eyes
     open), ``turned`` (yaw != 0, eyes open) and ``closed_eyes`` (any view, a blink >= 0.5).
 
