@@ -28,7 +28,7 @@ lie off its surface (deeper, where the head's own landmark is). Three tables:
                 300-W points (README "Landmark backends", bench/README.md "Faces").
 
 Which one the landmark backend uses is :data:`DEFAULT_TABLE`, chosen by measurement
-(see faces/landmarks.py). :func:`to_ibug68` is the fast path (one sparse matrix);
+(bench/README.md "Faces"). :func:`to_ibug68` is the fast path (one sparse matrix);
 :func:`to_ibug68_reference` the obviously correct loop the tests compare it with.
 """
 
