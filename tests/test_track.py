@@ -221,3 +221,24 @@ def test_no_landmarks_does_not_crash():
     res = Fitter(lf).fit(p.landmarks, p.K, vis)
     assert torch.isfinite(res.pose).all() and torch.isfinite(res.transl).all()
     assert np.isfinite(nme(res.landmarks2d.numpy()[[0, 2]], p.landmarks.numpy()[[0, 2]])).all()
+
+
+def test_nme_by_condition_reads_the_blinks_of_a_ten_expression_head():
+    """The default procedural head has the first 10 of the 12 named expressions; its blinks (3, 4)
+    must still split closed eyes off (they silently did not when the width had to be 12)."""
+    from fairsplat.track.pipeline import nme_by_condition
+    from fairsplat.track.sources import Items
+
+    n = 4
+    expr = np.zeros((n, 10), np.float32)
+    expr[2, 3], expr[3, 4] = 1.0, 0.6  # blink_l, blink_r
+    items = Items(ids=[str(i) for i in range(n)], source="synth", subject=["a"] * n, sequence=[None] * n,
+                  frame=np.zeros(n, np.int64), targets=np.zeros((n, 68, 2), np.float32), visible=np.ones((n, 68), bool),
+                  K=np.tile(np.eye(3, dtype=np.float32), (n, 1, 1)), status=["ok"] * n, n_faces=np.ones(n, np.int64),
+                  fitzpatrick=["I"] * n, paths=[None] * n, gt={"expr": expr, "yaw": np.array([0.0, 30.0, 0.0, 30.0])})  # fmt: skip
+    errors = {"nme": np.array([0.1, 0.2, 0.3, 0.5]), "nme_detector": np.array([1.0, 2.0, 3.0, 5.0])}
+    out = nme_by_condition(items, None, errors)
+    assert (out["n_frontal"], out["n_turned"], out["n_closed_eyes"]) == (1, 1, 2)
+    assert out["nme_closed_eyes"] == pytest.approx(0.4) and out["nme_detector_turned"] == pytest.approx(2.0)
+    pca = nme_by_condition(items, None, errors, named_expressions=False)  # a PCA basis: no blinks to read
+    assert pca["n_closed_eyes"] == 0 and pca["n_frontal"] == 2

@@ -106,7 +106,7 @@ def evaluate(name: str, items: Items, run: TrackRun, model: LandmarkFlame) -> tu
     for k in [k for k in out if k.startswith("nme_target") and k != "nme_target"]:
         out.pop(k)
     if "yaw" in items.gt:
-        out |= nme_by_condition(items, run, errors)
+        out |= nme_by_condition(items, run, errors, model.source == "procedural")
     if name == "videos":
         clips = jitter(items, run)
         for key in ("jitter_ratio", "motion_ratio", "jitter_detected", "jitter_fitted"):
@@ -121,15 +121,21 @@ BLINK = 0.5
 """A SynthHeads image whose blink coefficient (procedural head) reaches this has a closed eye."""
 
 
-def nme_by_condition(items: Items, run: TrackRun, errors: dict[str, np.ndarray]) -> dict:
+def nme_by_condition(items: Items, run: TrackRun | None, errors: dict[str, np.ndarray],
+                     named_expressions: bool = True) -> dict:  # fmt: skip
     """SynthHeads NME of the fit and of the detector split by view: ``frontal`` (yaw 0, both eyes
-    open), ``turned`` (yaw != 0, eyes open) and ``closed_eyes`` (any view, a blink >= 0.5)."""
+    open), ``turned`` (yaw != 0, eyes open) and ``closed_eyes`` (any view, a blink >= 0.5).
+
+    ``named_expressions``: the head's expressions are the procedural head's blendshapes, the
+    first ``n_expr`` of ``EXPRESSION_NAMES`` (the default head has 10 of the 12), so the blinks
+    can be read; with a PCA basis (FLAME) nothing is ``closed_eyes``."""
     from fairsplat.head.procedural import EXPRESSION_NAMES
 
     expr = items.gt["expr"]
     blink = np.zeros(len(items))
-    if expr.shape[1] == len(EXPRESSION_NAMES):  # the procedural head's named blendshapes
-        blink = np.maximum(expr[:, EXPRESSION_NAMES.index("blink_l")], expr[:, EXPRESSION_NAMES.index("blink_r")])
+    cols = [EXPRESSION_NAMES.index("blink_l"), EXPRESSION_NAMES.index("blink_r")]
+    if named_expressions and expr.shape[1] > max(cols):
+        blink = expr[:, cols].max(1)
     closed = blink >= BLINK
     masks = {"frontal": (np.abs(items.gt["yaw"]) < 1e-6) & ~closed, "turned": (np.abs(items.gt["yaw"]) >= 1e-6) & ~closed,
              "closed_eyes": closed}  # fmt: skip
