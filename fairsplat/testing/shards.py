@@ -2,13 +2,15 @@
 
 Why here and not in the test file: a Dask worker or a spawned process
 unpickles functions by module name, and ``fairsplat.testing`` is importable
-wherever fairsplat is; a test module is not.
+wherever fairsplat is; a test module is not. Per-call state (a tag, the test's
+directory) comes through ``init``, which every worker runs again for each
+``map_shards`` call: environment variables would reach a long-lived cluster's
+workers only once, at their start.
 """
 
 from __future__ import annotations
 
-import os
-import signal
+import time
 from pathlib import Path
 
 from fairsplat.parallel.core import in_worker
@@ -16,9 +18,9 @@ from fairsplat.parallel.core import in_worker
 _SEEN: dict = {}
 
 
-def remember(tag: str) -> None:
-    """An ``init``: records, per process, that set-up ran (and whether it ran in a worker)."""
-    _SEEN["tag"], _SEEN["in_worker"] = tag, in_worker()
+def remember(tag: str, test_dir: str = "") -> None:
+    """An ``init``: records, per process, that set-up ran, in which kind of process, and the test's directory."""
+    _SEEN.update(tag=tag, in_worker=in_worker(), dir=test_dir)
 
 
 def square(shard: list[int]) -> list[tuple[int, int, str]]:
@@ -26,19 +28,17 @@ def square(shard: list[int]) -> list[tuple[int, int, str]]:
     return [(x, x * x, _SEEN.get("tag", "")) for x in shard]
 
 
-def kill_once(shard: list[int]) -> list[tuple[int, int, str]]:
-    """SIGKILLs its own worker the first time it sees a shard holding 3 (marker file in $FAIRSPLAT_TEST_DIR)."""
-    marker = Path(os.environ["FAIRSPLAT_TEST_DIR"]) / f"killed-{shard[0]}"
-    if 3 in shard and not marker.exists():
-        marker.touch()
-        os.kill(os.getpid(), signal.SIGKILL)
+def slow_on_three(shard: list[int]) -> list[tuple[int, int, str]]:
+    """:func:`square`, one second slower for the shard holding 3: time for a test to SIGKILL its worker mid-shard."""
+    if 3 in shard:
+        time.sleep(1.0)
     return square(shard)
 
 
 def fail_on_five(shard: list[int]) -> list[tuple[int, int, str]]:
-    """Raises on every attempt for the shard holding 5; counts attempts in $FAIRSPLAT_TEST_DIR."""
+    """Raises on every attempt for the shard holding 5; appends one ``x`` per attempt to <test dir>/attempts-5."""
     if 5 in shard:
-        with open(Path(os.environ["FAIRSPLAT_TEST_DIR"]) / "attempts-5", "a") as fh:
+        with open(Path(_SEEN["dir"]) / "attempts-5", "a") as fh:
             fh.write("x")
         raise ValueError("five is not allowed")
     return square(shard)
