@@ -62,6 +62,23 @@ def test_bad_workers_params_name_the_key(raw, needle):
         parse_section("workers", raw, WorkersParams)
 
 
+@pytest.mark.parametrize("stage", ["synth", "curate", "degrade"])
+def test_data_stages_read_the_workers_section_before_work(stage, tmp_path):
+    import importlib
+
+    import yaml
+    from typer.testing import CliRunner
+
+    from fairsplat.config import ParamsError
+
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump({"workers": {"engine": "ray"}}))
+    app = importlib.import_module(f"stages.{stage}").app
+    result = CliRunner().invoke(app, ["--out", str(tmp_path / "out"), "--plots", str(tmp_path / "plots"),
+                                      "--params", str(tmp_path / "params.yaml"), "--metrics-dir", str(tmp_path / "m")])  # fmt: skip
+    assert isinstance(result.exception, ParamsError) and "workers.engine" in str(result.exception), result.output
+    assert not (tmp_path / "out").exists() and not (tmp_path / "m").exists()
+
+
 def test_shards_are_consecutive_and_cover_the_input():
     assert shards_of(list(range(7)), 3) == [[0, 1, 2], [3, 4, 5], [6]]
     with pytest.raises(ValueError):

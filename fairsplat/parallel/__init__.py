@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import pickle
 import shutil
+import sys
 import tempfile
 import uuid
 from collections.abc import Callable, Iterator, Sequence
@@ -111,7 +112,7 @@ def _run(engine, spec: Spec, shards: list, plan: Plan, retries: int) -> list[Out
                 started_path(spec.scratch, i).unlink(missing_ok=True)
                 if attempts[i] <= retries:
                     retry.append(i)
-                    tqdm.write(f"{plan.desc}: shard {i} attempt {attempts[i]} failed ({errors[i]}); retrying")
+                    tqdm.write(f"{plan.desc}: shard {i} attempt {attempts[i]} failed ({errors[i]}); retrying", file=sys.stderr)
             pending = sorted(retry)
     return [_outcome(spec, i, s, attempts[i], errors.get(i)) for i, s in enumerate(shards)]
 
