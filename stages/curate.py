@@ -16,6 +16,7 @@ from pathlib import Path
 import typer
 
 from fairsplat.sections.curate import CurateParams
+from fairsplat.sections.workers import WorkersParams
 
 app = typer.Typer(add_completion=False)
 
@@ -29,6 +30,7 @@ def main(
     metrics_dir: Path = typer.Option(Path("metrics"), help="where metrics/<stage>.json goes"),
 ) -> None:
     cfg = CurateParams.load(params)
+    engine = WorkersParams.load(params).workers_config()  # where shards run; outputs do not depend on it
     from fairsplat.curate import curate
     from fairsplat.curate.plots import write_plots
     from fairsplat.io import atomic_dir
@@ -41,7 +43,7 @@ def main(
         raise typer.Exit(2)
     records = read_manifest(manifest)
     with atomic_dir(out) as tmp, atomic_dir(plots) as plot_tmp:
-        result = curate(records, tmp, cfg.curate_config())
+        result = curate(records, tmp, cfg.curate_config(), engine)
         eligible_ita = [a.ita for a in result.analyses if a.fitzpatrick is not None]
         write_plots(result.manifest, eligible_ita, tmp, plot_tmp, cfg.samples_per_type, cfg.seed)
     write_metrics("curate", result.metrics, root=metrics_dir)

@@ -14,6 +14,7 @@ from pathlib import Path
 import typer
 
 from fairsplat.sections.degrade import DegradeSection
+from fairsplat.sections.workers import WorkersParams
 
 app = typer.Typer(add_completion=False)
 
@@ -29,6 +30,7 @@ def main(
     progress: bool = typer.Option(True, help="tqdm progress bar"),
 ) -> None:
     cfg = DegradeSection.load(params)
+    engine = WorkersParams.load(params).workers_config()  # where shards run; outputs do not depend on it
     from fairsplat.degrade.report import degrade_metrics, write_plots
     from fairsplat.degrade.run import MANIFEST_SCHEMA, REJECTS_SCHEMA, Settings, degrade_all, read_jobs, sample_jobs
     from fairsplat.io import atomic_dir
@@ -39,7 +41,7 @@ def main(
     jobs = sample_jobs(available, cfg.per_type, cfg.seed)
     with atomic_dir(out) as tmp, atomic_dir(plots) as plot_tmp:
         st = Settings(cfg.pipeline_params(), cfg.k, cfg.seed, tmp, cfg.measure_every)
-        rows, rejects, seconds = degrade_all(jobs, st, cfg.workers, progress)
+        rows, rejects, seconds = degrade_all(jobs, st, cfg.workers, progress, engine)
         write_table(rows, MANIFEST_SCHEMA, tmp / "manifest.parquet", drop=("subject_id",))  # kept for the bootstrap
         write_table(rejects, REJECTS_SCHEMA, tmp / "rejects.parquet", drop=("subject_id",))
         write_plots(rows, tmp, plot_tmp)

@@ -14,6 +14,7 @@ from pathlib import Path
 import typer
 
 from fairsplat.sections.synth import SynthParams
+from fairsplat.sections.workers import WorkersParams
 
 app = typer.Typer(add_completion=False)
 
@@ -27,6 +28,7 @@ def main(
     metrics_dir: Path = typer.Option(Path("metrics")),
 ) -> None:
     cfg = SynthParams.load(params)
+    engine = WorkersParams.load(params).workers_config()  # where shards run; outputs do not depend on it
     from fairsplat.head.model import HeadModel
     from fairsplat.io import atomic_dir
     from fairsplat.io.metrics import write_metrics
@@ -36,7 +38,7 @@ def main(
 
     model = HeadModel.load(head)
     with atomic_dir(out) as tmp, atomic_dir(plots) as plot_tmp:
-        manifest, identities, timing = build(model, cfg.synth_config(), tmp)
+        manifest, identities, timing = build(model, cfg.synth_config(), tmp, engine)
         write_table(manifest, manifest_schema(cfg.synth_config()), tmp / "manifest.parquet")
         write_table(identities, IDENTITIES_SCHEMA, tmp / "identities.parquet")
         per_image, ita = ita_consistency(tmp, manifest)

@@ -13,18 +13,18 @@ The stage should pass a temporary directory from ``fairsplat.io.atomic_dir`` so
 a crash leaves the previous output intact.
 
 Parallelism: inputs are cut into shards of ``cfg.shard_size`` and mapped over
-``cfg.workers`` processes with ``imap`` (ordered), so outputs are in input order
-and identical for any worker count; dlib models load once per worker.
+``cfg.workers`` processes by fairsplat/parallel (a local pool, or a Dask cluster
+with ``workers_cfg``); results are merged in shard order, so outputs are in
+input order and identical for any worker count or engine; dlib models load
+once per worker. A shard that fails every attempt (its worker killed each
+time, say) makes each of its inputs a reject with reason ``error``.
 """
 
 from __future__ import annotations
 
-import multiprocessing as mp
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-
-from tqdm import tqdm
 
 from fairsplat.curate.balance import Candidate, assign_splits, balance
 from fairsplat.curate.item import Analysis, analyse, render
@@ -32,6 +32,7 @@ from fairsplat.curate.metrics import curate_metrics
 from fairsplat.curate.tables import MANIFEST_SCHEMA, REJECTS_SCHEMA
 from fairsplat.curate.config import CurateConfig
 from fairsplat.io.tables import write_table
+from fairsplat.parallel import Plan, WorkersConfig, map_shards, shards_of
 from fairsplat.sources.manifest import Record
 
 
@@ -59,27 +60,29 @@ def _render_shard(args: tuple[CurateConfig, str, list[tuple[Record, Analysis]]])
     return out
 
 
-def map_shards(fn: Callable, items: Sequence, cfg: CurateConfig, *extra, desc: str = "curate") -> list:
-    """``fn((cfg, *extra, shard))`` over shards, in order, on ``cfg.workers`` processes."""
-    shards = [list(items[i : i + cfg.shard_size]) for i in range(0, len(items), cfg.shard_size)]
-    tasks = [(cfg, *extra, s) for s in shards]
+def _map_shards(fn: Callable, items: Sequence, cfg: CurateConfig, *extra, desc: str = "curate",
+               on_fail: Callable[[object, str], object], workers_cfg: WorkersConfig | None = None,
+               scratch_in: str | Path | None = None) -> list:  # fmt: skip
+    """``fn((cfg, *extra, shard))`` over shards of ``cfg.shard_size``, in order; one result per item.
+
+    Items of a shard that failed every attempt get ``on_fail(item, error)``.
+    """
+    tasks = [(cfg, *extra, s) for s in shards_of(items, cfg.shard_size)]
+    plan = Plan(workers=cfg.workers, desc=desc, unit="img", weight=lambda task: len(task[-1]))
     out: list = []
-    with tqdm(total=len(items), desc=desc, unit="img", mininterval=1.0) as bar:
-        if cfg.workers == 1 or len(shards) <= 1:
-            results = map(fn, tasks)
-            for r in results:
-                out += r
-                bar.update(len(r))
-        else:
-            with mp.get_context().Pool(min(cfg.workers, len(shards))) as pool:
-                for r in pool.imap(fn, tasks):
-                    out += r
-                    bar.update(len(r))
+    for o in map_shards(fn, tasks, plan, workers_cfg, scratch_in=scratch_in):
+        out += o.value if o.ok else [on_fail(item, f"shard {o.index}: {o.error}") for item in o.shard[-1]]
     return out
 
 
-def analyse_all(records: Sequence[Record], cfg: CurateConfig) -> list[Analysis]:
-    return map_shards(_analyse_shard, records, cfg, desc="curate: analyse")
+def _analysis_failed(rec: Record, error: str) -> Analysis:
+    return Analysis(rec.image_id, reason="error", detail=error[:300])
+
+
+def analyse_all(records: Sequence[Record], cfg: CurateConfig, workers_cfg: WorkersConfig | None = None,
+                scratch_in: str | Path | None = None) -> list[Analysis]:  # fmt: skip
+    return _map_shards(_analyse_shard, records, cfg, desc="curate: analyse", on_fail=_analysis_failed,
+                      workers_cfg=workers_cfg, scratch_in=scratch_in)  # fmt: skip
 
 
 def detector_fallback(cfg: CurateConfig, analyses: Sequence[Analysis]) -> str | None:
@@ -155,21 +158,23 @@ def _reject_row(r: Record, a: Analysis) -> dict:
     }  # fmt: skip
 
 
-def curate(records: Sequence[Record], out_dir: str | Path, cfg: CurateConfig | None = None) -> CurateResult:
-    """Run curation end to end (see module doc); returns rows and metrics."""
+def curate(records: Sequence[Record], out_dir: str | Path, cfg: CurateConfig | None = None,
+           workers_cfg: WorkersConfig | None = None) -> CurateResult:  # fmt: skip
+    """Run curation end to end (see module doc) on the engine of ``workers_cfg``; returns rows and metrics."""
     cfg = cfg or CurateConfig()
     records = list(records)
     ids = [r.image_id for r in records]
     if len(set(ids)) != len(ids):
         raise ValueError("duplicate image_id in the input records")
     out_dir = Path(out_dir)
-    analyses = analyse_all(records, cfg)
+    analyses = analyse_all(records, cfg, workers_cfg, scratch_in=out_dir)
     if cfg.ita_per_subject:
         per_subject_ita(records, analyses, cfg.scheme)
     eligible = sum(a.ok for a in analyses)
     stats, split_of = select(records, analyses, cfg)
     todo = [(r, a) for r, a in zip(records, analyses) if a.ok]
-    written = map_shards(_render_shard, todo, cfg, str(out_dir), desc="curate: render")
+    written = _map_shards(_render_shard, todo, cfg, str(out_dir), desc="curate: render",
+                         on_fail=lambda item, error: error, workers_cfg=workers_cfg, scratch_in=out_dir)  # fmt: skip
     manifest = []
     for (r, a), w in zip(todo, written):
         if isinstance(w, str):  # render failed: becomes a reject

@@ -28,7 +28,9 @@ why), ``mask_size_mismatch``, ``bad_labels``, ``bad_image`` (the
 ``DegradeInputError`` codes). Crops accepted + rejected = crops total.
 
 Pairs depend only on (image_id, seed, params): ``image_seed`` hashes the id,
-so worker count and sharding never change a byte.
+so worker count, sharding and engine (fairsplat/parallel: a local pool or a
+Dask cluster) never change a byte. A shard that fails every attempt makes
+each of its crops a reject with reason ``error`` (and its files are removed).
 """
 
 from __future__ import annotations
@@ -36,7 +38,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import multiprocessing as mp
 import shutil
 import time
 import zlib
@@ -46,7 +47,6 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
-from tqdm import tqdm
 
 from fairsplat.degrade.core import DegradeInputError, image_seed
 from fairsplat.degrade.damage import damage_maps, region_damage
@@ -55,6 +55,7 @@ from fairsplat.degrade.pipeline import DegradeParams, make_pairs
 from fairsplat.io.images import load_labels, load_rgb, save_png
 from fairsplat.io.tables import read_table
 from fairsplat.labels import REGION_GROUPS
+from fairsplat.parallel import Plan, WorkersConfig, in_worker, map_shards, shards_of
 
 REGIONS = tuple(REGION_GROUPS)  # mouth, eyes, hair, nose, skin: seed 001's order of strength
 MEASURED = ("mad", "ssim_loss", *(f"{m}_{r}" for r in REGIONS for m in ("mad", "ssim_loss", "mad_full")))
@@ -216,6 +217,8 @@ def _measure(clean: np.ndarray, degraded: np.ndarray, lab: np.ndarray, control: 
 
 
 _SETTINGS: list[Settings] = []
+SHARD = 4
+"""Crops per shard: the pool's old ``imap`` chunk size (few enough that a retry redoes little)."""
 
 
 def _init(st: Settings) -> None:
@@ -223,42 +226,48 @@ def _init(st: Settings) -> None:
 
     Set through numba's runtime call, not NUMBA_NUM_THREADS:
     changing those in a process whose numba pool already started is an error.
+    Not in the stage's own process (one worker: shards run in-process).
     """
-    import numba
+    if in_worker():
+        import numba
 
-    numba.set_num_threads(1)
+        numba.set_num_threads(1)
     _SETTINGS[:] = [st]
 
 
-def _work(job: Job) -> tuple[list[dict], dict | None]:
-    return pairs_for(job, _SETTINGS[0])
+def _work(jobs: list[Job]) -> list[tuple[list[dict], dict | None]]:
+    return [pairs_for(j, _SETTINGS[0]) for j in jobs]
 
 
-def degrade_all(jobs: Sequence[Job], st: Settings, workers: int = 1, progress: bool = True):
-    """All jobs, in order, on ``workers`` processes. -> (pair rows, reject rows, seconds)."""
+def _failed(job: Job, st: Settings, error: str) -> dict:
+    """A crop of a shard that failed every attempt: a reject, and no half-written files left behind."""
+    stem = job.crop.stem
+    for p in [st.out / "clean" / f"{stem}.png", st.out / "masks" / f"{stem}.png",
+              *(st.out / "degraded" / f"{stem}_k{i}.png" for i in range(st.k))]:  # fmt: skip
+        try:
+            p.unlink(missing_ok=True)
+        except OSError:  # not a file we wrote (a directory in the way: maybe why the shard failed)
+            pass
+    return {"image_id": job.image_id, "split": job.split, "fitzpatrick": job.fitzpatrick, "reason": "error",
+            "detail": error[:300], "subject_id": job.subject_id}  # fmt: skip
+
+
+def degrade_all(jobs: Sequence[Job], st: Settings, workers: int = 1, progress: bool = True,
+                workers_cfg: WorkersConfig | None = None):  # fmt: skip
+    """All jobs, in order, on ``workers`` processes of ``workers_cfg``'s engine. -> (pair rows, reject rows, seconds)."""
     for d in ("clean", "masks", "degraded"):
         (st.out / d).mkdir(parents=True, exist_ok=True)
     rows, rejects = [], []
     t0 = time.perf_counter()
-    bar = dict(total=len(jobs), desc="degrade", unit="crop", disable=not progress)
-    if workers <= 1:
-        results = (pairs_for(j, st) for j in jobs)
-        pool = None
-    else:
-        # forkserver: workers fork from a clean server that imported this module (and compiled
-        # numba kernels' caches) once, so start-up is ~0.1 s instead of spawn's full import per
-        # worker; no torch/OpenMP state is inherited, unlike a plain fork of the caller.
-        ctx = mp.get_context("forkserver")
-        ctx.set_forkserver_preload(["fairsplat.degrade.run"])
-        pool = ctx.Pool(workers, initializer=_init, initargs=(st,))
-        results = pool.imap(_work, jobs, chunksize=4)
-    try:
-        for r, rej in tqdm(results, **bar):
+    # forkserver (local pool): workers fork from a clean server that imported this module (and compiled
+    # numba kernels' caches) once, so start-up is ~0.1 s instead of spawn's full import per
+    # worker; no torch/OpenMP state is inherited, unlike a plain fork of the caller.
+    plan = Plan(workers=workers, context="forkserver", preload=["fairsplat.degrade.run"], desc="degrade", unit="crop",
+                progress=progress)  # fmt: skip
+    for o in map_shards(_work, shards_of(jobs, SHARD), plan, workers_cfg, init=_init, initargs=(st,), scratch_in=st.out):
+        results = o.value if o.ok else [([], _failed(j, st, f"shard {o.index}: {o.error}")) for j in o.shard]
+        for r, rej in results:
             rows += r
             if rej is not None:
                 rejects.append(rej)
-    finally:
-        if pool is not None:
-            pool.close()
-            pool.join()
     return rows, rejects, time.perf_counter() - t0

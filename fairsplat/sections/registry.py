@@ -24,6 +24,7 @@ from fairsplat.sections.track import TrackParams
 from fairsplat.sections.train_enhancer import TrainEnhancerParams
 from fairsplat.sections.train_ff import TrainFFParams
 from fairsplat.sections.train_parser import TrainParserParams
+from fairsplat.sections.workers import WorkersParams
 
 SECTIONS: dict[str, type[Section]] = {
     "head": HeadParams,
@@ -41,6 +42,7 @@ SECTIONS: dict[str, type[Section]] = {
     "report": ReportParams,
     "train_enhancer": TrainEnhancerParams,
     "enhance": EnhanceParams,
+    "workers": WorkersParams,  # not a stage: shared by the data stages (fairsplat/parallel)
 }
 
 

@@ -21,17 +21,16 @@ light_ambient, light_dir [3], light_tint [3], background, size.
 
 from __future__ import annotations
 
-import multiprocessing as mp
 import time
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 import torch
-from tqdm import tqdm
 
 from fairsplat.io.images import SMALL_PNG, save_png
 from fairsplat.labels import FITZPATRICK
+from fairsplat.parallel import Plan, WorkersConfig, in_worker, iter_values, map_shards
 from fairsplat.synth.config import SynthConfig
 from fairsplat.splat.binding import uv_grid_binding
 from fairsplat.splat.camera import intrinsics, look_at
@@ -109,7 +108,7 @@ def _init_worker(head, cfg: SynthConfig, out: Path) -> None:
     from fairsplat.head.flame import FlameLayer
 
     torch.set_num_threads(1)
-    if mp.current_process().name != "MainProcess":  # pool workers: numba's parallel kernels one thread each too
+    if in_worker():  # pool or cluster workers: numba's parallel kernels one thread each too
         import numba
 
         numba.set_num_threads(1)
@@ -161,37 +160,36 @@ def _render_identity(job) -> tuple[list[dict], float]:
     return rows, render_s
 
 
-def build(head, cfg: SynthConfig, out: Path) -> tuple[pa.Table, pa.Table, dict]:
+def _render_shard(jobs: list) -> list[tuple[list[dict], float]]:
+    """A shard of identities (one, as the stage shards them): fairsplat.parallel's unit of work."""
+    return [_render_identity(j) for j in jobs]
+
+
+def build(head, cfg: SynthConfig, out: Path, workers_cfg: WorkersConfig | None = None) -> tuple[pa.Table, pa.Table, dict]:
     """Render the whole set into ``out`` (a fresh directory); returns tables and timing.
 
-    Identities are rendered on ``cfg.workers`` processes (one torch thread each);
-    every identity draws from its own seeded streams, so the bytes written do not
-    depend on the worker count.
+    Identities are rendered on ``cfg.workers`` processes (one torch thread each),
+    on the engine of ``workers_cfg`` (fairsplat/parallel; default: a local
+    pool); every identity draws from its own seeded streams, so the bytes
+    written depend on neither. One shard per identity: a retried shard
+    rewrites exactly that identity's images. Synth has no rejects: an identity
+    that fails every attempt fails the stage (ShardsFailed names it), as a
+    missing one would silently unbalance the types.
     """
     idents = [sample_identity(i, head.shapedirs.shape[-1], _rng(cfg.seed, 1, i)) for i in range(cfg.identities)]
     splits = assign_splits([x.fitzpatrick for x in idents], cfg.train_frac, cfg.val_frac, cfg.seed)
-    jobs = list(zip(idents, splits))
+    shards = [[job] for job in zip(idents, splits)]
+    per_identity = cfg.frames * len(cfg.views)
+    # forkserver (local pool): workers fork from a server that imported the renderer once
+    plan = Plan(workers=cfg.workers, context="forkserver", preload=["fairsplat.synth.dataset"], desc="synth", unit="img",
+                weight=lambda shard: len(shard) * per_identity)  # fmt: skip
+    outcomes = map_shards(_render_shard, shards, plan, workers_cfg, init=_init_worker, initargs=(head, cfg, out),
+                          scratch_in=out)  # fmt: skip
     rows, render_s = [], 0.0
-    bar = tqdm(total=len(jobs) * cfg.frames * len(cfg.views), desc="synth", unit="img", mininterval=1.0)
-    if cfg.workers == 1:
-        _init_worker(head, cfg, out)
-        results = map(_render_identity, jobs)
-        pool = None
-    else:
-        ctx = mp.get_context("forkserver")  # workers fork from a server that imported the renderer once
-        ctx.set_forkserver_preload(["fairsplat.synth.dataset"])
-        pool = ctx.Pool(cfg.workers, initializer=_init_worker, initargs=(head, cfg, out))
-        results = pool.imap(_render_identity, jobs)  # ordered: rows come back in identity order
-    try:
-        for r, seconds in results:
+    for shard in iter_values(outcomes):  # raises ShardsFailed if an identity failed every attempt
+        for r, seconds in shard:
             rows += r
             render_s += seconds
-            bar.update(len(r))
-    finally:
-        if pool is not None:
-            pool.close()
-            pool.join()
-    bar.close()
     id_rows = [{**x.to_row(), "split": s} for x, s in zip(idents, splits)]
     timing = {"render_ms_per_image": 1000 * render_s / max(len(rows), 1), "gaussians": len(uv_grid_binding(head, cfg.uv_resolution))}
     return pa.Table.from_pylist(rows, schema=manifest_schema(cfg)), pa.Table.from_pylist(id_rows, schema=IDENTITIES_SCHEMA), timing
