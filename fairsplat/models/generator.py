@@ -75,13 +75,31 @@ class Generator(nn.Module):
         return self.heads(self.features(images, points))
 
 
-def load_generator(model_dir, device: str | torch.device = "cpu") -> tuple[Generator, dict[str, Any]]:
+def build_generator(cfg) -> nn.Module:
+    """The network of a generator config: LAM-style (``GeneratorConfig``) or seed 003's UV one (``UVGeneratorConfig``)."""
+    if getattr(cfg, "arch", "lam") == "uv":
+        from fairsplat.models.uv.generator import UVGenerator
+
+        return UVGenerator(cfg)
+    return Generator(cfg)
+
+
+def config_from_json(d: dict[str, Any]):
+    """A saved ``config.json`` -> its generator config (``arch`` says which; absent = LAM-style)."""
+    if d.get("arch") == "uv":
+        from fairsplat.models.uv.generator import UVGeneratorConfig
+
+        return UVGeneratorConfig.from_json(d)
+    return GeneratorConfig.from_json(d)
+
+
+def load_generator(model_dir, device: str | torch.device = "cpu") -> tuple[nn.Module, dict[str, Any]]:
     """Rebuild from ``config.json`` and load ``model.safetensors`` (every name and shape must match)."""
     from pathlib import Path
 
     from fairsplat.io.checkpoint import load_weights, read_config
 
     meta = read_config(model_dir)
-    model = Generator(GeneratorConfig.from_json(meta))
+    model = build_generator(config_from_json(meta))
     load_weights(model, Path(model_dir) / "model.safetensors")
     return model.to(device).eval(), meta
