@@ -34,7 +34,8 @@ class UVFit:
 
 def train_uv(cfg: FFConfig, frames: Frames, subjects: list[str], binding: AvatarBinding, acc, live=None,
              progress: bool = True, checkpoint_dir: Path | None = None, fingerprint: str = "",
-             name: str = "train_ff") -> UVFit:  # fmt: skip
+             name: str = "train_ff", init: dict | None = None) -> UVFit:  # fmt: skip
+    """Both phases (phase 2 when configured); ``init`` + ``phase1.steps = 0``: phase 2 from given phase-1 weights."""
     from fairsplat.ff.run import loop_config, lpips_ready
     from fairsplat.ff.task import watch_pairs
 
@@ -45,13 +46,15 @@ def train_uv(cfg: FFConfig, frames: Frames, subjects: list[str], binding: Avatar
                          f"{code_dim(binding)} dims")  # fmt: skip
     use_lpips, _ = lpips_ready(cfg.loss.lpips_net)
     uv = cfg.uv
-    phases = [uv.phase1] + ([uv.phase2] if uv.phase2 is not None else [])
-    if len(phases) == 2:
+    phases = ([uv.phase1] if uv.phase1.steps > 0 else []) + ([uv.phase2] if uv.phase2 is not None else [])
+    if not phases or (uv.phase1.steps == 0 and init is None):
+        raise ValueError("train_ff.uv: phase 1 has 0 steps and no starting weights, or no phase to run")
+    if uv.phase2 is not None:
         p1, p2 = split_phases(subjects, uv.phase2_share, cfg.seed)
     else:
         p1, p2 = list(subjects), []
     who = {"phase1": p1, "phase2": p2}
-    init, history, seconds, steps, resumed = None, [], {}, 0, None
+    history, seconds, steps, resumed = [], {}, 0, None
     watch = watch_pairs(frames, cfg.watch_split)
     for ph in phases:
         task = UVTask(cfg, frames, who[ph.name], binding, ph, uv, watch, use_lpips, init)
