@@ -171,3 +171,26 @@ def test_hutchinson_matches_exact_jacobian_norm_in_expectation():
     gamma = gamma0.clone().requires_grad_(True)
     hutchinson_sq_norm(net(torch.cat([gamma, feats], -1)), gamma, gen).sum().backward()
     assert net[0].weight.grad is not None and net[0].weight.grad.abs().sum() > 0
+
+
+def test_uv_tv_matches_a_loop_over_neighbouring_valid_texels():
+    from fairsplat.ff.uv_task import uv_tv
+
+    torch.manual_seed(4)
+    res = 5
+    cells = [(r, c) for r in range(res) for c in range(res) if (r * 7 + c * 3) % 4 != 0]  # a ragged layout
+    texel = torch.tensor(cells)
+    vals = torch.randn(2, len(cells), 3, dtype=torch.float64, requires_grad=True)
+    got = uv_tv(vals, texel, res)
+    index = {cell: g for g, cell in enumerate(cells)}
+    total, n = 0.0, 0
+    for (r, c), g in index.items():
+        for nb in ((r, c + 1), (r + 1, c)):
+            if nb in index:
+                total = total + (vals[:, g] - vals[:, index[nb]]).abs().sum()
+                n += 1
+    ref = total / (n * 2 * 3)
+    assert torch.allclose(got, ref)
+    (g1,) = torch.autograd.grad(got, vals)
+    (g2,) = torch.autograd.grad(ref, vals)
+    assert torch.allclose(g1, g2)

@@ -41,6 +41,8 @@ def train_uv(cfg: FFConfig, frames: Frames, subjects: list[str], binding: Avatar
 
     from fairsplat.ff.uv_context import code_dim
 
+    if acc.num_processes > 1:  # UVTask calls the unwrapped network (two entry points): DDP would not sync
+        raise ValueError("train_ff.arch uv trains in one process; DDP (accelerate launch) is the LAM path's only")
     if cfg.model.uv.code_dim != code_dim(binding):
         raise ValueError(f"train_ff.uv.code-dim {cfg.model.uv.code_dim}: this head's expression + pose code has "
                          f"{code_dim(binding)} dims")  # fmt: skip
