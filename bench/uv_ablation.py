@@ -101,6 +101,7 @@ def main() -> None:
     ap.add_argument("--phase2", type=int, default=60)
     ap.add_argument("--baseline-steps", type=int, default=150)
     ap.add_argument("--rows", default="A,B,C,baseline,lam,E,F,G")
+    ap.add_argument("--lam-baseline", action="store_true", help="also fit the constant avatar on the LAM binding")
     ap.add_argument("--resume", action="store_true", help="keep the rows already in --out and run the others")
     args = ap.parse_args()
     torch.set_num_threads(1)
@@ -166,6 +167,8 @@ def lam_row(args, cfg, lam_cfg, result, head, frames, subjects, acc, record) -> 
     lam = train_generator(replace(lam_cfg, steps=steps, warmup=min(30, steps // 10)), frames, subjects, lam_binding, acc,
                           progress=False).model  # fmt: skip
     record("lam_equal_time", lam, time.perf_counter() - t0, lam_binding, {"steps": steps, "calibrated_s_per_step": round(per_step, 2)})
+    if not args.lam_baseline:
+        return
     t0 = time.perf_counter()
     lbase = fit_baseline(replace(lam_cfg, baseline_steps=args.baseline_steps), frames, subjects, lam_binding, acc,
                          progress=False)  # fmt: skip

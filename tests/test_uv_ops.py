@@ -42,9 +42,10 @@ def _slow_warp(feats, points, normals, viewmat, K, size, texel, res, zgrid=32, e
         cand = []
         for g in range(points.shape[1]):
             cam = R @ points[i, g] + t
+            xyz = cam.detach()
             x = (K[i, 0, 0] * cam[0] + K[i, 0, 2] * cam[2]) / cam[2]
             y = (K[i, 1, 1] * cam[1] + K[i, 1, 2] * cam[2]) / cam[2]
-            ok = cam[2] > 1e-6 and 0 <= x <= size and 0 <= y <= size and float((centre - points[i, g]) @ normals[i, g]) > 0
+            ok = xyz[2] > 1e-6 and 0 <= x <= size and 0 <= y <= size and float((centre - points[i, g]).detach() @ normals[i, g]) > 0
             cand.append((g, x, y, float(cam[2].detach()), ok))
         zbuf = {}
         for g, x, y, z, ok in cand:
