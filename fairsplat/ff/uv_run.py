@@ -1,7 +1,8 @@
 """Seed 003's two-phase schedule on the shared loop: phase 1 (monocular-temporal), then phase 2 (multi-view).
 
 Phase 2 starts from phase 1's weights (the same architecture), on a smaller
-set of identities disjoint from phase 1's (``phase2_share``), with the L2-SP
+set of identities disjoint from phase 1's (``phase2_share``; held out of phase 1
+even when phase 2 is off, so a phase-1-only run is the full run's phase 1), with the L2-SP
 anchor towards phase 1's weights and the cross-time share from params. Each
 phase is its own resumable run (``<checkpoints>/phase1``, ``/phase2``); a run
 without phase 2 (ablation row A) stops after phase 1.
@@ -51,10 +52,10 @@ def train_uv(cfg: FFConfig, frames: Frames, subjects: list[str], binding: Avatar
     phases = ([uv.phase1] if uv.phase1.steps > 0 else []) + ([uv.phase2] if uv.phase2 is not None else [])
     if not phases or (uv.phase1.steps == 0 and init is None):
         raise ValueError("train_ff.uv: phase 1 has 0 steps and no starting weights, or no phase to run")
-    if uv.phase2 is not None:
-        p1, p2 = split_phases(subjects, uv.phase2_share, cfg.seed)
-    else:
-        p1, p2 = list(subjects), []
+    # phase 1's identities do not depend on whether phase 2 runs: row A is C's phase 1, and phase 2's
+    # identities are new to the network (seed 003's NeRSemble is not in CelebV-HQ)
+    p1, p2 = split_phases(subjects, uv.phase2_share, cfg.seed)
+    p2 = p2 if uv.phase2 is not None else []
     who = {"phase1": p1, "phase2": p2}
     history, seconds, steps, resumed = [], {}, 0, None
     watch = watch_pairs(frames, cfg.watch_split)
