@@ -12,7 +12,7 @@ Rows (one UV generator each, trained from scratch on the default skewed training
     G  C with attention pooling instead of the mean
 B and C continue from A's phase-1 weights (the seed's cumulative build); E, F, G change the network
 or the loss, so each trains its own phase 1. Also: the constant-avatar baseline on the UV binding,
-and the LAM-style generator given the wall time C took.
+and the LAM-style generator at C's training time (C's steps scaled by UV and LAM seconds per step, measured back to back).
 
 Scored on the held-out test subjects with stage train_ff's protocol (K = 1: the subject's first
 crop, frame 0 of its first camera; targets: every later crop, each rendered at its tracked FLAME
@@ -155,18 +155,39 @@ def main() -> None:
         record(row, fit.model, seconds, extra={"phase_seconds": fit.seconds, "identities": {k: len(v) for k, v in fit.subjects.items()}})
 
 
+def seconds_per_step(train, n: int = 6) -> float:
+    """Marginal seconds per optimiser step: (time of 2 + n steps - time of 2 steps) / n, so model building,
+    data set-up and the slow first steps (LPIPS loading, allocator warm-up) cancel."""
+    times = []
+    for steps in (2, 2 + n):
+        t0 = time.perf_counter()
+        train(steps)
+        times.append(time.perf_counter() - t0)
+    return max(1e-3, (times[1] - times[0]) / n)
+
+
 def lam_row(args, cfg, lam_cfg, result, head, frames, subjects, acc, record) -> None:
-    """The LAM-style generator given row C's training wall time (steps from a timed 6-step calibration run)."""
-    budget = result["rows"]["C"]["train_seconds"]
+    """The LAM-style generator at row C's training time: C's steps x (UV s/step / LAM s/step), both measured
+    back to back now (the shared CPU's load moves too much for wall times taken at different moments)."""
     lam_binding = AvatarBinding(head, lam_cfg.model.binding)
+    uv_binding = AvatarBinding(head, cfg.model.binding)
+    one = replace(cfg.uv, phase2=None)
+
+    def uv(steps):
+        train_uv(replace(cfg, warmup=1, uv=replace(one, phase1=replace(one.phase1, steps=steps))), frames, subjects,
+                 uv_binding, acc, progress=False)  # fmt: skip
+
+    def lam(steps):
+        train_generator(replace(lam_cfg, steps=steps, warmup=1), frames, subjects, lam_binding, acc, progress=False)
+
+    uv_s, lam_s = seconds_per_step(uv), seconds_per_step(lam)
+    uv_steps = args.phase1 + args.phase2
+    steps = max(10, int(round(uv_steps * uv_s / lam_s)))
     t0 = time.perf_counter()
-    train_generator(replace(lam_cfg, steps=6, warmup=1), frames, subjects, lam_binding, acc, progress=False)
-    per_step = (time.perf_counter() - t0) / 6
-    steps = max(10, int(budget / per_step))
-    t0 = time.perf_counter()
-    lam = train_generator(replace(lam_cfg, steps=steps, warmup=min(30, steps // 10)), frames, subjects, lam_binding, acc,
-                          progress=False).model  # fmt: skip
-    record("lam_equal_time", lam, time.perf_counter() - t0, lam_binding, {"steps": steps, "calibrated_s_per_step": round(per_step, 2)})
+    model = train_generator(replace(lam_cfg, steps=steps, warmup=min(30, steps // 10)), frames, subjects, lam_binding, acc,
+                            progress=False).model  # fmt: skip
+    record("lam_equal_time", model, time.perf_counter() - t0, lam_binding,
+           {"steps": steps, "uv_steps": uv_steps, "uv_s_per_step": round(uv_s, 3), "lam_s_per_step": round(lam_s, 3)})
     if not args.lam_baseline:
         return
     t0 = time.perf_counter()
