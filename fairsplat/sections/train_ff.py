@@ -5,6 +5,9 @@ width 128, 8 x 8 tokens), 2 joint blocks of width 64, 2,048 farthest-point
 Gaussians, 128 px crops, 400 steps (~0.85 s each on one core). LAM's scale is
 ``params/gpu.yaml`` (ViT-L/14 at 504 px, 10 blocks of width 1024 with 16
 heads, the head subdivided once: ~20K points, joint attention).
+
+``arch: uv`` swaps in seed 003's UV-space generator and its two training
+phases (``UVParams``: ``train_ff.uv``), on the same data, avatar and protocol.
 """
 
 from __future__ import annotations
