@@ -116,7 +116,8 @@ class TrainFFParams(TrainerParams):
 
     arch: Literal["lam", "uv"] = "lam"
     """lam: LAM's point-query generator (seed 002); uv: SpatialAvatar-0's UV-space generator and two-phase training
-    (seed 003, train_ff.uv). lam stays the default: bench/README.md "UV generator" measured it better at equal CPU time."""
+    (seed 003, train_ff.uv). lam stays the default: at equal CPU time it scored 21.37 dB held-out masked PSNR against
+    the UV generator's 19.56 (full two-phase schedule) and 20.82 (best ablation row) (bench/README.md "UV generator")."""
     uv: UVParams = UVParams()
     encoder: Literal["dinov2", "vgg16"] = "dinov2"
     """Image encoder (fairsplat/models/encoders.py). dinov2: transformers' Dinov2Model, small random-init
