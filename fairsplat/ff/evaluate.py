@@ -25,6 +25,7 @@ from torch import Tensor
 from fairsplat.avatar.binding import AvatarBinding
 from fairsplat.ff.data import Frames, gather
 from fairsplat.ff.render import render_targets
+from fairsplat.ff.uv_context import predict as ff_predict
 from fairsplat.metrics import colour
 from fairsplat.metrics.registry import Absent, compute_all
 from fairsplat.models.lam import Attributes
@@ -55,7 +56,9 @@ def score_subject(predict: Predict, frames: Frames, binding: AvatarBinding, rows
     targets = rows[skip:]
     batch = gather(frames, [rows[:k]] * len(targets), targets)
     points = binding.canonical(batch["shape"][:1])
-    attrs = predict(batch["sources"][:1], points)  # one avatar per subject, rendered at every target
+    one = {**batch, "sources": batch["sources"][:1], "source_rows": batch["source_rows"][:1], "shape": batch["shape"][:1]}
+    # one avatar per subject, rendered at every target (the UV generator decodes it per target: view, expression)
+    attrs = ff_predict(predict, binding, frames, one, points)
     attrs = Attributes(*(t.expand(len(targets), *t.shape[1:]) for t in attrs))
     rgb, alpha, skin = render_targets(binding, attrs, batch, size, backend, with_skin=True)
     scores = _scores(rgb, batch["target"], batch["alpha"])

@@ -24,6 +24,7 @@ import torch
 from fairsplat.ff.data import gather
 from fairsplat.ff.evaluate import IMAGE_METRICS, mean_of
 from fairsplat.ff.render import render_targets
+from fairsplat.ff.uv_context import predict
 from fairsplat.labels import FITZPATRICK
 from fairsplat.metrics.fairness import Stat, per_fitzpatrick
 
@@ -131,7 +132,7 @@ def write_grids(models: dict, baseline, frames, binding, rows: Sequence[dict], o
             points = binding.canonical(batch["shape"])
             row = [batch["sources"][0, 0], batch["target"][0]]
             for _, net in nets:
-                rgb, _, _ = render_targets(binding, net(batch["sources"], points), batch, size, backend)
+                rgb, _, _ = render_targets(binding, predict(net, binding, frames, batch, points), batch, size, backend)
                 row.append(rgb[0].clamp(0, 1))
             panels.append([x.permute(1, 2, 0).numpy() for x in row])  # float in [0, 1]
         if panels:

@@ -30,7 +30,7 @@ from fairsplat.ff.features import warm_features
 from fairsplat.ff.task import FFTask, watch_pairs
 from fairsplat.labels import FITZPATRICK
 from fairsplat.models.feature_store import attach_store
-from fairsplat.models.generator import Generator
+from fairsplat.models.generator import build_generator
 from fairsplat.models.lam import ConstantAvatar
 from fairsplat.train import loop
 from fairsplat.train.accel import build_accelerator, seed_everything
@@ -116,8 +116,14 @@ def train_variant(job: VariantJob, acc=None, progress: bool = False) -> VariantR
     subjects = mix_identities(frames, cfg.train_split, cfg.type_mix, cfg.seed)
     binding = AvatarBinding(HeadModel.load(job.head), cfg.model.binding).to(acc.device)
     t0 = time.perf_counter()
-    res = train_generator(cfg, frames, subjects, binding, acc, None, progress, job.checkpoint_dir, job.fingerprint,
-                          name=f"train_ff/{job.name}")  # fmt: skip
+    if cfg.arch == "uv":  # seed 003: phase 1 then phase 2 (fairsplat/ff/uv_run.py)
+        from fairsplat.ff.uv_run import train_uv
+
+        res = train_uv(cfg, frames, subjects, binding, acc, None, progress, job.checkpoint_dir, job.fingerprint,
+                       name=f"train_ff/{job.name}")  # fmt: skip
+    else:
+        res = train_generator(cfg, frames, subjects, binding, acc, None, progress, job.checkpoint_dir, job.fingerprint,
+                              name=f"train_ff/{job.name}")  # fmt: skip
     state = to_arrays(res.model.state_dict())  # numpy: safe to return from a worker process
     return VariantResult(job.name, state, res.history, res.steps, res.resumed_from, time.perf_counter() - t0, subjects)
 
@@ -159,7 +165,7 @@ def run_train_ff(cfg: FFConfig, head_path: Path, curated: Path, tracks: Path, ac
     binding = AvatarBinding(HeadModel.load(head_path), cfg.model.binding).to(acc.device)
     models = {}
     for r in results:
-        models[r.name] = Generator(cfg.model)
+        models[r.name] = build_generator(cfg.model)
         models[r.name].load_state_dict(to_tensors(r.state))
         models[r.name].to(acc.device).eval()
         if cfg.feature_store:

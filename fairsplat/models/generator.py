@@ -79,7 +79,25 @@ class Generator(nn.Module):
         return self.heads(self.features(images, points))
 
 
-def load_generator(model_dir, device: str | torch.device = "cpu") -> tuple[Generator, dict[str, Any]]:
+def build_generator(cfg) -> nn.Module:
+    """The network of a generator config: LAM-style (``GeneratorConfig``) or seed 003's UV one (``UVGeneratorConfig``)."""
+    if getattr(cfg, "arch", "lam") == "uv":
+        from fairsplat.models.uv.generator import UVGenerator
+
+        return UVGenerator(cfg)
+    return Generator(cfg)
+
+
+def config_from_json(d: dict[str, Any]):
+    """A saved ``config.json`` -> its generator config (``arch`` says which; absent = LAM-style)."""
+    if d.get("arch") == "uv":
+        from fairsplat.models.uv.generator import UVGeneratorConfig
+
+        return UVGeneratorConfig.from_json(d)
+    return GeneratorConfig.from_json(d)
+
+
+def load_generator(model_dir, device: str | torch.device = "cpu") -> tuple[nn.Module, dict[str, Any]]:
     """Rebuild from ``config.json`` and load ``model.safetensors`` (every name and shape must match)."""
     from pathlib import Path
 
@@ -87,9 +105,9 @@ def load_generator(model_dir, device: str | torch.device = "cpu") -> tuple[Gener
 
     meta = read_config(model_dir)
     try:
-        cfg = GeneratorConfig.from_json(meta)
+        cfg = config_from_json(meta)
     except (KeyError, TypeError, ValueError) as err:  # a config.json of something else, or hand-edited
         raise CheckpointError(f"{Path(model_dir) / 'config.json'}: not a generator config ({type(err).__name__}: {err})") from None
-    model = Generator(cfg)
+    model = build_generator(cfg)
     load_weights(model, Path(model_dir) / "model.safetensors")
     return model.to(device).eval(), meta

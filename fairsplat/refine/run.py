@@ -45,6 +45,7 @@ from fairsplat.avatar.binding import AvatarBinding
 from fairsplat.ff.data import Frames, gather, load_frames
 from fairsplat.ff.evaluate import IMAGE_METRICS, score_subject
 from fairsplat.ff.render import to_avatar
+from fairsplat.ff.uv_context import predict
 from fairsplat.io.atomic import atomic_path, write_json
 from fairsplat.models.lam import Attributes
 from fairsplat.refine.aspect import screen_log_aspect, spike_stats
@@ -103,7 +104,7 @@ def as_attributes(avatar: Avatar) -> Attributes:
 @torch.no_grad()
 def ff_avatar(model, frames: Frames, binding: AvatarBinding, sources: list[int]) -> Avatar:
     batch = gather(frames, [sources], sources[:1])
-    attrs = model(batch["sources"], binding.canonical(batch["shape"]))
+    attrs = predict(model, binding, frames, batch, binding.canonical(batch["shape"]))
     return to_avatar(binding, attrs, batch["shape"])
 
 
@@ -221,12 +222,12 @@ def run_refine(
     """
     from tqdm import tqdm
 
-    from fairsplat.models.generator import GeneratorConfig, load_generator
+    from fairsplat.models.generator import config_from_json, load_generator
 
     frames = load_frames(curated, tracks, list(cfg.splits))
     plans, rejects = plan_subjects(frames, load_track_info(tracks, cfg.max_track_nme), cfg)
     model, meta = load_generator(generator)
-    binding = AvatarBinding(head, GeneratorConfig.from_json(meta).binding)
+    binding = AvatarBinding(head, config_from_json(meta).binding)
     size = int(frames.images.shape[-1])
     if int(meta.get("size", size)) != size:
         raise ValueError(f"{generator}: trained at {meta['size']} px, the crops are {size} px (curate.size)")

@@ -5,6 +5,9 @@ width 128, 8 x 8 tokens), 2 joint blocks of width 64, 2,048 farthest-point
 Gaussians, 128 px crops, 400 steps (~0.85 s each on one core). LAM's scale is
 ``params/gpu.yaml`` (ViT-L/14 at 504 px, 10 blocks of width 1024 with 16
 heads, the head subdivided once: ~20K points, joint attention).
+
+``arch: uv`` swaps in seed 003's UV-space generator and its two training
+phases (``UVParams``: ``train_ff.uv``), on the same data, avatar and protocol.
 """
 
 from __future__ import annotations
@@ -36,12 +39,86 @@ class LossParams(Section):
     """Mean squared offset / max-offset (LAM and seed 000: 0.1)."""
 
 
+class UVLossParams(Section):
+    """Seed 003's loss (§2.3); the LAM-path terms keep the LAM path's weights so the two compare like for like."""
+
+    l1: float = Field(1.0, ge=0.0)
+    """Masked L1, as the LAM path."""
+    ssim: float = Field(0.2, ge=0.0)
+    """1 - SSIM (seed 003: MS-SSIM; at 128 px only 3 of its 5 scales fit, so plain SSIM by default)."""
+    ms_ssim: bool = False
+    """Use MS-SSIM (as many scales as the crop holds) instead of SSIM."""
+    lpips: float = Field(1.0, ge=0.0)
+    """LPIPS (net: train_ff.loss.lpips-net) when its weights are present."""
+    mask: float = Field(0.5, ge=0.0)
+    """Opacity outside the matte, as the LAM path."""
+    box: float = Field(0.5, ge=0.0)
+    """L1 inside the target's projected FLAME-landmark box (seed 003's face-box term); 0.5 weighs the face ~1.5x."""
+    tv_position: float = Field(0.05, ge=0.0)
+    """UV total variation of the predicted local offset (over its bound): neighbouring slots move together."""
+    tv_scale: float = Field(0.05, ge=0.0)
+    """UV total variation of the predicted log-scale residual."""
+    residual: float = Field(0.01, ge=0.0)
+    """Residual shrinkage: mean squared raw residual of the FLAME-conditioned head (small: a prior, not a ban)."""
+    jac: float = Field(0.1, ge=0.0)
+    """log(1 + ||dg_x/dγ||² + ||dg_s/dγ||²), one Hutchinson projection; seed 003's sweep peaks sharply at 0.1."""
+
+
+class UVPhaseParams(Section):
+    steps: int = Field(300, ge=0)
+    """Optimiser steps of the phase (phase 2: 0 = phase 1 only, ablation row A)."""
+    lr: float = Field(1e-3, gt=0.0)
+    """Peak AdamW lr (cosine with train_ff.warmup). Seed 003's phase-1 peak is 2.5e-4 over days; 1e-3 for minutes."""
+    anchor: float = Field(0.0, ge=0.0)
+    """L2-SP weight: sum of squared weight changes from phase 1 (phase 2 only)."""
+    mix: float = Field(0.0, ge=0.0, le=1.0)
+    """Share of cross-time pairs in each phase-2 micro-batch (seed 003: 0.25)."""
+
+
+class UVParams(Section):
+    """Seed 003's UV-space generator (train_ff.arch: uv): sizes for the CPU; params/gpu.yaml has the seed's."""
+
+    resolution: int = Field(32, ge=8)
+    """UV grid side: 888 valid texels (Gaussians) at 32 on this head, ~the LAM path's 2,048 points' cost (seed 003: 256, ~58K)."""
+    dense_dim: int = Field(32, ge=4)
+    """DPT head's dense feature channels."""
+    style_dim: int = Field(64, ge=4)
+    """Pooled token width (modulates the UV generator)."""
+    channels: int = Field(32, ge=4)
+    """UV generator width."""
+    out_dim: int = Field(32, ge=4)
+    """UV feature channels (seed 003: 32)."""
+    head_hidden: int = Field(32, ge=4)
+    """Hidden width of each of the five heads."""
+    residual: bool = True
+    """The FLAME-conditioned residual head (position, rotation, scale, colour; ablation row E drops it)."""
+    code_dim: int = Field(22, ge=1)
+    """Residual head's conditioning: expression + neck, jaw and eye pose. The CPU head has 10 expressions
+    (10 + 12 = 22); seed 003's 112 is FLAME's 100 + 12 (params/gpu.yaml). Checked against the head at run time."""
+    pool: Literal["mean", "attention"] = "mean"
+    """K-source pooling: mean (seed 003, parameter-free) | attention (ablation row G)."""
+    max_offset: float = Field(0.5, gt=0.0)
+    """Bound of the local offset in triangle units (the grid's texels are ~1.9 units apart at 32)."""
+    phase2_share: float = Field(0.25, gt=0.0, lt=1.0)
+    """Share of the training identities held for phase 2 (disjoint from phase 1's: seed 003's NeRSemble is smaller)."""
+    phase1: UVPhaseParams = UVPhaseParams()
+    """Monocular-temporal: each identity from one camera over its frames."""
+    phase2: UVPhaseParams = UVPhaseParams(steps=100, lr=3e-4, anchor=1e-3, mix=0.25)
+    """Multi-view from phase 1's weights: lower lr, L2-SP anchor 1e-3, 25 % cross-time (seed 003)."""
+    loss: UVLossParams = UVLossParams()
+
+
 SKEWED_MIX = {"I": 0.25, "II": 0.25, "III": 0.25, "IV": 0.12, "V": 0.08, "VI": 0.05}
 
 
 class TrainFFParams(TrainerParams):
     section: ClassVar[str] = "train_ff"
 
+    arch: Literal["lam", "uv"] = "lam"
+    """lam: LAM's point-query generator (seed 002); uv: SpatialAvatar-0's UV-space generator and two-phase training
+    (seed 003, train_ff.uv). lam stays the default: at equal CPU time (both with the dinov2 encoder) it scored 21.37 dB held-out masked PSNR against
+    the UV generator's 19.56 (full two-phase schedule) and 20.82 (best ablation row) (bench/README.md "UV generator")."""
+    uv: UVParams = UVParams()
     encoder: Literal["dinov2", "vgg16"] = "vgg16"
     """Image encoder (fairsplat/models/encoders.py). vgg16: the ImageNet VGG16 trunk from the weights registry,
     frozen; dinov2: transformers' Dinov2Model, small random-init config trained with the decoder. Chosen by
@@ -161,10 +238,25 @@ class TrainFFParams(TrainerParams):
             raise ValueError("train_ff.eval-ks: values in 1..4")
         return self
 
+    def _uv(self, enc):
+        """The UV generator's config and its two phases (arch: uv)."""
+        from fairsplat.avatar.binding import BindingSpec
+        from fairsplat.ff.config import PhaseConfig, UVLossWeights, UVTrainConfig
+        from fairsplat.models.lam import HeadsConfig
+        from fairsplat.models.uv.generator import UVConfig, UVGeneratorConfig
+
+        u = self.uv
+        net = UVConfig(u.dense_dim, u.style_dim, u.channels, u.out_dim, u.head_hidden, u.residual, u.code_dim, u.pool)
+        heads = HeadsConfig(self.head_hidden, u.max_offset, self.max_log_scale, self.init_opacity)
+        model = UVGeneratorConfig(enc, net, heads, BindingSpec("uv", resolution=u.resolution))
+        p1, p2 = u.phase1, u.phase2
+        phase2 = PhaseConfig("phase2", p2.steps, p2.lr, p2.anchor, p2.mix) if p2.steps > 0 else None
+        return model, UVTrainConfig(UVLossWeights(**dict(u.loss)), PhaseConfig("phase1", p1.steps, p1.lr), phase2, u.phase2_share)
+
     def ff_config(self):
         """The library's FFConfig (fairsplat/ff/config.py)."""
         from fairsplat.avatar.binding import BindingSpec
-        from fairsplat.ff.config import FFConfig, LossWeights
+        from fairsplat.ff.config import FFConfig, LossWeights, UVTrainConfig
         from fairsplat.models.encoders import EncoderConfig
         from fairsplat.models.generator import GeneratorConfig
         from fairsplat.models.lam import DecoderConfig, HeadsConfig
@@ -176,8 +268,11 @@ class TrainFFParams(TrainerParams):
         heads = HeadsConfig(self.head_hidden, self.max_offset, self.max_log_scale, self.init_opacity)
         bind = BindingSpec(self.binding, self.levels, self.max_points, self.uv_resolution)
         model = GeneratorConfig(enc, dec, heads, bind)
+        uv = None
+        if self.arch == "uv":
+            model, uv = self._uv(enc)
         return self.to_config(
-            FFConfig, model=model, batch=self.batch_size, betas=tuple(self.betas), loss=LossWeights(**dict(self.loss)),
+            FFConfig, model=model, arch=self.arch, uv=uv or UVTrainConfig(), batch=self.batch_size, betas=tuple(self.betas), loss=LossWeights(**dict(self.loss)),
             type_mix=dict(self.type_mix), eval_ks=tuple(self.eval_ks), eval_splits=tuple(self.eval_splits),
             accel=self.accel_config(),
         )  # fmt: skip
