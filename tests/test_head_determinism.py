@@ -1,4 +1,4 @@
-"""The head asset is bit-identical whatever the machine's BLAS kernel, numpy SIMD target, threads or JIT.
+"""The head asset and a micro SynthHeads are bit-identical whatever the machine's BLAS kernel, numpy SIMD target, threads or JIT.
 
 Why: a fresh clone's ``make repro`` on another x86 machine once produced a
 different ``assets/head/head.npz`` from the committed dvc.lock (README,
@@ -9,7 +9,9 @@ project's machines those changed ``exp``/``log``/``power`` in the last bit),
 and thread counts and numba's JIT are switched. Each child builds the default
 head and reports the md5 of the saved file and of the float64 bases before
 the float32 cast (with a longer shape basis, so the seeded random tail is
-covered too); all must equal the reference child's.
+covered too); all must equal the reference child's. A micro SynthHeads
+(the ``synth`` stage's own command) is rendered twice, once as on another
+machine, and every file it writes must match.
 """
 
 import json
@@ -103,3 +105,53 @@ def test_variants_do_change_what_they_claim_to():
         assert exp_other != exp_ref, "disabling numpy's AVX512 loops changed no bit of np.exp"
     if check_qr:
         assert qr_other != qr_ref, "OPENBLAS_CORETYPE=Prescott changed no bit of np.linalg.qr"
+
+
+SYNTH_PARAMS = """synth:
+  identities: 6
+  frames: 1
+  views: [[0, 0]]
+  size: 32
+  uv-resolution: 32
+  train-frac: 0.5
+  val-frac: 0.25
+  seed: 0
+  workers: 1
+"""
+
+
+def _synth_files(tmp, name: str, env_extra: dict[str, str]) -> dict[str, str]:
+    """Run ``python -m stages.synth`` on a micro config; md5 of every file it wrote, by relative path."""
+    import hashlib
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    params = tmp / "params.yaml"
+    params.write_text(SYNTH_PARAMS)
+    head = tmp / "head.npz"
+    if not head.exists():
+        from fairsplat.head.procedural import build_procedural_head
+
+        build_procedural_head().save(head)
+    out = tmp / name
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENBLAS_", "NPY_DISABLE", "NUMBA_DISABLE", "MKL_", "ATEN_"))}
+    cmd = [sys.executable, "-m", "stages.synth", "--head", str(head), "--out", str(out / "synth"), "--plots", str(out / "plots"),
+           "--params", str(params), "--metrics-dir", str(out / "metrics")]
+    r = subprocess.run(cmd, cwd=root, env={**env, **env_extra}, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-2000:]
+    files = sorted(p for p in (out / "synth").rglob("*") if p.is_file())
+    assert any(p.suffix == ".png" for p in files) and any(p.name == "ita_check.parquet" for p in files)
+    return {str(p.relative_to(out)): hashlib.md5(p.read_bytes()).hexdigest() for p in files}
+
+
+@pytest.mark.slow
+def test_micro_synthheads_identical_as_on_another_machine(tmp_path):
+    """Reference vs the other kernels, SIMD targets and thread counts at once (each alone is slow to render)."""
+    variants = _variants()
+    other = dict(variants.get("blas_prescott_numpy_no_avx2", variants["threads_2"]))
+    other.update({"MKL_ENABLE_INSTRUCTIONS": "SSE4_2", "ATEN_CPU_CAPABILITY": "default", "NUMBA_NUM_THREADS": "2"})
+    ref = _synth_files(tmp_path, "reference", variants["reference"])
+    got = _synth_files(tmp_path, "other", other)
+    assert got.keys() == ref.keys()
+    differ = sorted(k for k in ref if got[k] != ref[k])
+    assert not differ, f"{len(differ)} of {len(ref)} files differ, e.g. {differ[:5]}"

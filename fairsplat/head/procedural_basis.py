@@ -24,7 +24,7 @@ from typing import Callable
 
 import numpy as np
 
-from fairsplat.head import detmath as dm
+from fairsplat import detmath as dm
 from fairsplat.head import procedural_surface as surf
 from fairsplat.head.procedural_surface import LAYOUT
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from fairsplat.head import detmath as dm
+from fairsplat import detmath as dm
 from fairsplat.head import procedural_surface as surf
 from fairsplat.head.procedural_surface import LAYOUT
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from fairsplat.head import detmath as dm
+from fairsplat import detmath as dm
 from fairsplat.head import procedural_surface as surf
 from fairsplat.head.procedural_surface import LAYOUT
 from fairsplat.labels import LABEL

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from fairsplat.head import detmath as dm  # machine-independent exp/sin/cos/power (see detmath)
+from fairsplat import detmath as dm  # machine-independent exp/sin/cos/power (see detmath)
 
 RAY_ORIGIN = np.array([0.0, 0.008, -0.005])  # above the subnasale and level with the eyes: no overhang is missed
 EYE_RADIUS = 0.0125

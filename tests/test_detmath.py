@@ -1,4 +1,4 @@
-"""fairsplat.head.detmath against slow references: Python's math module element by element, and a plain QR.
+"""fairsplat.detmath against slow references: Python's math module element by element, and a plain QR.
 
 The cross-machine property itself (same bits under other BLAS kernels, numpy
 SIMD targets and thread counts) is tested on the whole head asset in
@@ -10,7 +10,7 @@ import math
 import numpy as np
 import pytest
 
-from fairsplat.head import detmath as dm
+from fairsplat import detmath as dm
 
 RNG = np.random.default_rng(0)
 
@@ -27,6 +27,7 @@ CASES = {  # name: (fast, slow scalar reference, inputs, max ulps)
     "log_near_1": (dm.log, math.log, RNG.uniform(0.5, 2.0, 3000), 2),
     "sin": (dm.sin, math.sin, RNG.uniform(-20.0, 20.0, 3000), 3),
     "cos": (dm.cos, math.cos, RNG.uniform(-20.0, 20.0, 3000), 3),
+    "cbrt": (dm.cbrt, math.cbrt, np.exp(RNG.uniform(-700.0, 700.0, 3000)), 3),
 }
 
 
@@ -76,6 +77,15 @@ def test_gram_schmidt_matches_qr_and_keeps_prefixes():
     assert (dm.gram_schmidt(a[:, :4]) == q[:, :4]).all()  # more columns never change the first ones (bit for bit)
     with pytest.raises(RuntimeError, match="column 2"):
         dm.gram_schmidt(np.stack([a[:, 0], a[:, 1], a[:, 0] - 2.0 * a[:, 1]], 1))
+
+
+def test_matvec3_and_inv3_match_numpy():
+    m = RNG.normal(size=(3, 3))
+    v = RNG.normal(size=(50, 4, 3))
+    np.testing.assert_allclose(dm.matvec3(m, v), v @ m.T, rtol=1e-14, atol=1e-15)
+    np.testing.assert_allclose(dm.inv3(m) @ m, np.eye(3), atol=1e-13)
+    with pytest.raises(ValueError, match="singular"):
+        dm.inv3(np.ones((3, 3)))
 
 
 def test_dot_is_a_plain_sum():
