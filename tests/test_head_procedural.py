@@ -8,7 +8,7 @@ from fairsplat.head.flame import FlameLayer
 from fairsplat.head.preview import label_image
 from fairsplat.head.procedural import EXPRESSION_NAMES, build_procedural_head, head_geometry
 from fairsplat.head.procedural_basis import _orthogonalise
-from fairsplat.head.procedural_landmarks import frontal_pick, landmark_targets
+from fairsplat.head.procedural_landmarks import TIE_Z, frontal_pick, landmark_targets
 from fairsplat.head.procedural_surface import LAYOUT
 from fairsplat.labels import IBUG68_GROUPS, LABEL
 
@@ -151,14 +151,16 @@ def test_frontal_pick_matches_per_face_loop(geo):
     targets = landmark_targets()[::7]
     faces, bary = frontal_pick(geo.verts, grid, targets)
     for t, f, b in zip(targets, faces, bary):
-        best, best_z = None, -np.inf
+        hits = []  # (face, depth) of every face containing the target
         for i, tri in enumerate(geo.verts[grid]):
             m = np.array([[tri[0, 0], tri[1, 0], tri[2, 0]], [tri[0, 1], tri[1, 1], tri[2, 1]], [1.0, 1.0, 1.0]])
             if abs(np.linalg.det(m)) < 1e-14:
                 continue
             lam = np.linalg.solve(m, [t[0], t[1], 1.0])
-            if lam.min() >= -1e-9 and lam @ tri[:, 2] > best_z:
-                best, best_z = i, lam @ tri[:, 2]
+            if lam.min() >= -1e-9:
+                hits.append((i, float(lam @ tri[:, 2])))
+        z_max = max(z for _, z in hits)
+        best = min(i for i, z in hits if z >= z_max - TIE_Z)  # ties (a shared edge): the lowest face id
         assert best == f
         np.testing.assert_allclose((b[:, None] * geo.verts[grid[f]]).sum(0)[:2], t, atol=1e-9)
 

@@ -140,3 +140,21 @@ def test_ita_of_a_512px_crop_is_fast():
     ms = 1000 * float(np.median(times))
     print(f"ITA (landmark mask + statistic) on 512 px: {ms:.1f} ms")
     assert ms < 25.0  # ~6 ms on the 2-core dev machine; loose for loaded CI runners
+
+
+def test_colour_conversions_match_scikit_image():
+    """rgb_to_lab / lab_to_rgb are skimage's formulas in machine-independent arithmetic (fairsplat.detmath)."""
+    from skimage.color import lab2rgb, rgb2lab
+
+    from fairsplat.faces.ita import lab_to_rgb
+
+    rng = np.random.default_rng(0)
+    u8 = rng.integers(0, 256, (4000, 3)).astype(np.uint8)
+    u8[:256] = np.arange(256)[:, None]  # every 8-bit level (the lookup table)
+    np.testing.assert_allclose(rgb_to_lab(u8), rgb2lab(u8.astype(np.float64) / 255.0), atol=1e-10)
+    rgb = rng.uniform(0.0, 1.0, (4000, 3))
+    np.testing.assert_allclose(rgb_to_lab(rgb), rgb2lab(rgb), atol=1e-10)
+    lab = np.concatenate([rgb2lab(rgb), [[50.0, 10.0, 300.0], [5.0, -80.0, 90.0]]])  # + negative Z, out of gamut
+    with pytest.warns(UserWarning):
+        ref = lab2rgb(lab)
+    np.testing.assert_allclose(lab_to_rgb(lab), ref, atol=1e-12)

@@ -1,7 +1,8 @@
 """Individual Typology Angle (ITA°) of facial skin.
 
 ITA° = arctan((L* − 50) / b*) · 180/π, with L*, b* in CIELAB (D65, 2° observer),
-converted from sRGB by ``skimage.color.rgb2lab`` (Chardon et al. 1991). High ITA
+converted from sRGB with ``skimage.color.rgb2lab``'s formulas (Chardon et al. 1991;
+:func:`rgb_to_lab` computes them machine-independently). High ITA
 is light skin, low (negative) ITA is dark skin.
 
 **atan2-safe form.** We compute ``degrees(arctan2(L* − 50, max(b*, 0)))``. For
@@ -43,8 +44,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 from PIL import Image, ImageDraw
-from skimage.color import rgb2lab
 
+from fairsplat import detmath as dm
 from fairsplat.labels import IBUG68_GROUPS, LABEL
 
 SKIN_LABELS: tuple[int, ...] = (LABEL["skin"], LABEL["nose"], LABEL["neck"])
@@ -65,14 +66,48 @@ class ItaResult:
 
 def ita_from_lab(L: np.ndarray | float, b: np.ndarray | float) -> np.ndarray:
     """ITA° from L*, b* (any broadcastable shapes), atan2-safe (see module doc)."""
-    return np.degrees(np.arctan2(np.asarray(L, np.float64) - 50.0, np.maximum(np.asarray(b, np.float64), 0.0)))
+    return np.degrees(dm.arctan2(np.asarray(L, np.float64) - 50.0, np.maximum(np.asarray(b, np.float64), 0.0)))
+
+
+# scikit-image's sRGB (D65) <-> XYZ matrix and D65 / 2 degree white point; the conversions below
+# are its formulas, written with fairsplat.detmath so that the bits do not depend on the CPU:
+# skimage's np.power / np.cbrt run numpy's AVX512 loops where the CPU has them, its matrix
+# products and its inverted matrix go through the per-CPU BLAS / LAPACK kernel.
+XYZ_FROM_RGB = np.array([[0.412453, 0.357580, 0.180423], [0.212671, 0.715160, 0.072169], [0.019334, 0.119193, 0.950227]])
+RGB_FROM_XYZ = dm.inv3(XYZ_FROM_RGB)
+WHITE_D65 = np.array([0.95047, 1.0, 1.08883])
+
+
+def _srgb_to_linear(x: np.ndarray) -> np.ndarray:
+    return np.where(x > 0.04045, dm.power(np.maximum(x + 0.055, 0.0) / 1.055, 2.4), x / 12.92)
+
+
+_LINEAR_OF_UINT8 = _srgb_to_linear(np.arange(256) / 255.0)  # [256]
 
 
 def rgb_to_lab(rgb: np.ndarray) -> np.ndarray:  # uint8 [..., 3] -> float64 [..., 3]
-    """sRGB (uint8 or float in [0,1]) to CIELAB D65 via scikit-image."""
+    """sRGB (uint8 or float in [0,1]) to CIELAB D65 / 2 degrees: ``skimage.color.rgb2lab``, machine-independent."""
     assert rgb.shape[-1] == 3, rgb.shape
-    x = rgb.astype(np.float64) / 255.0 if rgb.dtype == np.uint8 else rgb.astype(np.float64)
-    return rgb2lab(x, illuminant="D65", observer="2", channel_axis=-1)
+    if rgb.dtype == np.uint8:
+        lin = _LINEAR_OF_UINT8[rgb]  # the same formula, evaluated once per 8-bit level
+    else:
+        lin = _srgb_to_linear(rgb.astype(np.float64))
+    arr = dm.matvec3(XYZ_FROM_RGB, lin) / WHITE_D65
+    f = np.where(arr > 0.008856, dm.cbrt(np.maximum(arr, 0.0)), 7.787 * arr + 16.0 / 116.0)
+    fx, fy, fz = f[..., 0], f[..., 1], f[..., 2]
+    return np.stack([116.0 * fy - 16.0, 500.0 * (fx - fy), 200.0 * (fy - fz)], axis=-1)
+
+
+def lab_to_rgb(lab: np.ndarray) -> np.ndarray:  # float [..., 3] -> float64 sRGB [..., 3] in [0, 1]
+    """CIELAB D65 / 2 degrees to sRGB: ``skimage.color.lab2rgb`` (negative Z clipped, gamut clipped), machine-independent."""
+    lab = np.asarray(lab, np.float64)
+    assert lab.shape[-1] == 3, lab.shape
+    y = (lab[..., 0] + 16.0) / 116.0
+    f = np.stack([lab[..., 1] / 500.0 + y, y, np.maximum(y - lab[..., 2] / 200.0, 0.0)], axis=-1)
+    xyz = np.where(f > 0.2068966, f * f * f, (f - 16.0 / 116.0) / 7.787) * WHITE_D65
+    lin = dm.matvec3(RGB_FROM_XYZ, xyz)
+    srgb = np.where(lin > 0.0031308, 1.055 * dm.power(np.maximum(lin, 0.0), 1 / 2.4) - 0.055, 12.92 * lin)
+    return np.clip(srgb, 0.0, 1.0)
 
 
 def ita_of_rgb(rgb: np.ndarray) -> np.ndarray:  # uint8 [..., 3] -> float [...]

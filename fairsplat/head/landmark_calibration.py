@@ -46,7 +46,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from fairsplat.head import procedural_surface as surf
-from fairsplat.head.procedural_landmarks import MARGIN_R
+from fairsplat.head.procedural_landmarks import MARGIN_R, TIE_Z
 from fairsplat.head.procedural_surface import LAYOUT
 from fairsplat.labels import IBUG68_GROUPS, LABEL
 
@@ -137,7 +137,7 @@ def frontal_map(
         inside = (lam >= -1e-9).all(-1)
         z = lam @ tri[:, 2]
         win = depth[j0:j1, i0:i1]
-        closer = inside & (z > win)
+        closer = inside & (z > win + TIE_Z)  # ties (shared edges) keep the earlier, lower face id, as in frontal_pick
         win[closer] = z[closer]
         face[j0:j1, i0:i1][closer] = f
         bary[j0:j1, i0:i1][closer] = lam[closer]

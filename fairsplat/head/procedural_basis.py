@@ -24,6 +24,7 @@ from typing import Callable
 
 import numpy as np
 
+from fairsplat import detmath as dm
 from fairsplat.head import procedural_surface as surf
 from fairsplat.head.procedural_surface import LAYOUT
 
@@ -85,7 +86,8 @@ def _random_field(rng: np.random.Generator, anchors: np.ndarray, parity: int) ->
 
     def raw(p: np.ndarray) -> np.ndarray:
         d2 = ((p[:, None, :] - centres[None]) ** 2).sum(-1)  # [N, 3]
-        return np.exp(-0.5 * d2 / sig**2) @ amp
+        w = dm.exp(-0.5 * d2 / sig**2)  # [N, 3]
+        return w[:, 0:1] * amp[0] + w[:, 1:2] * amp[1] + w[:, 2:3] * amp[2]  # w @ amp without BLAS
 
     return lambda p: raw(p) + parity * raw(p * MIRROR) * MIRROR
 
@@ -124,13 +126,14 @@ def evaluate(field: Field, verts: np.ndarray, rigid: dict[int, np.ndarray], part
 
 
 def _orthogonalise(fields: np.ndarray, area: np.ndarray) -> np.ndarray:  # [K, V, 3] -> same, area-orthonormal
+    """Gram-Schmidt without BLAS (``detmath.gram_schmidt``): LAPACK's QR rounds differently per
+    OpenBLAS kernel, so the asset's hash would depend on the CPU. Each component keeps pointing like its field."""
     sw = np.sqrt(np.repeat(area, 3))[:, None]  # [3V, 1]
     a = fields.reshape(len(fields), -1).T * sw  # [3V, K]
-    q, r = np.linalg.qr(a)
-    diag = np.abs(np.diag(r))
-    if diag.size and diag.min() < 1e-6 * diag.max():
-        raise RuntimeError("procedural basis: shape fields are (nearly) linearly dependent")
-    q = q * np.sign(np.diag(r))[None]  # keep each component pointing like its field
+    try:
+        q = dm.gram_schmidt(a)
+    except RuntimeError as err:
+        raise RuntimeError("procedural basis: shape fields are (nearly) linearly dependent") from err
     return (q / sw).T.reshape(fields.shape)
 
 

@@ -37,6 +37,7 @@ import numpy as np
 from fairsplat.head.procedural_regions import BROW_X, brow_centre_y, lip_heights
 from fairsplat.head.procedural_surface import LAYOUT
 
+TIE_Z = 1e-9  # metres: faces this close in depth under a target are one surface (a shared edge), not two layers
 MARGIN_R = 0.9  # eye landmarks on the lid margin (almond radius 1 is where the lid meets the eyeball;
 # a little inside it, as lid splats overlap the eyeball by about that much in renders)
 
@@ -122,7 +123,13 @@ def frontal_pick(
     faces: np.ndarray,  # [F, 3] candidate faces
     targets: np.ndarray,  # [L, 2] (x, y)
 ) -> tuple[np.ndarray, np.ndarray]:  # face index into ``faces`` [L], barycentric [L, 3]
-    """Front-most face (largest z) whose xy projection contains each target."""
+    """Front-most face (largest z) whose xy projection contains each target.
+
+    Faces within ``TIE_Z`` of the front-most count as ties and the lowest face id
+    wins: a target on an edge (the midline landmarks lie on x = 0, an edge of the
+    grid) is in both faces at the same depth up to rounding, and letting the
+    last bit decide made the embedding differ between CPUs. The surface point
+    is the same either way."""
     tri = verts[faces]  # [F, 3, 3]
     a, b, c = tri[:, 0, :2], tri[:, 1, :2], tri[:, 2, :2]
     det = (b[:, 0] - a[:, 0]) * (c[:, 1] - a[:, 1]) - (c[:, 0] - a[:, 0]) * (b[:, 1] - a[:, 1])  # [F]
@@ -138,7 +145,7 @@ def frontal_pick(
             z = (bary * tri[:, :, 2]).sum(1)
         if not inside.any():
             raise RuntimeError(f"procedural landmarks: landmark {k} at {(px, py)} is off the head")
-        f = int(np.flatnonzero(inside)[np.argmax(z[inside])])
+        f = int(np.flatnonzero(inside & (z >= z[inside].max() - TIE_Z))[0])
         out_f[k] = f
         out_b[k] = np.clip(bary[f], 0.0, 1.0) / np.clip(bary[f], 0.0, 1.0).sum()
     return out_f, out_b

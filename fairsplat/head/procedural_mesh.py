@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from fairsplat import detmath as dm
 from fairsplat.head import procedural_surface as surf
 from fairsplat.head.procedural_surface import LAYOUT
 
@@ -60,7 +61,7 @@ def column_angles(n: int = N_COLS) -> np.ndarray:
 
     def dens(t):
         a = np.abs(t)
-        return 0.42 + 1.0 * np.exp(-((a / 0.8) ** 2)) + 0.5 * np.exp(-(((a - 0.38) / 0.16) ** 2))
+        return 0.42 + 1.0 * dm.exp(-((a / 0.8) ** 2)) + 0.5 * dm.exp(-(((a - 0.38) / 0.16) ** 2))
 
     half = _warp(dens, -np.pi, 0.0, n // 2 + 1)  # [-pi .. 0]
     half[-1] = 0.0
@@ -72,8 +73,8 @@ def row_angles(mouth_phi: float, n: int = N_ROWS) -> tuple[np.ndarray, int]:
 
     def dens(t):
         face = surf.smoothstep(-1.05, -0.85, t) * (1.0 - surf.smoothstep(0.45, 0.65, t))
-        eyes = np.exp(-(((t - 0.13) / 0.09) ** 2))
-        lips = np.exp(-(((t - mouth_phi) / 0.09) ** 2))
+        eyes = dm.exp(-(((t - 0.13) / 0.09) ** 2))
+        lips = dm.exp(-(((t - mouth_phi) / 0.09) ** 2))
         return 0.33 + 1.0 * face + 0.9 * eyes + 1.0 * lips
 
     phi = _warp(dens, np.pi / 2, -np.pi / 2, n + 2)[1:-1]
@@ -115,7 +116,7 @@ def flatten_mouth_row(pts: np.ndarray, row: int) -> np.ndarray:
     """
     y_row = pts[row, :, 1]  # [C]
     shift = (LAYOUT.mouth_y - y_row) * surf.smoothstep(0.06, 0.03, np.abs(pts[row, :, 0])) * (pts[row, :, 2] > 0)
-    fall = np.exp(-(((pts[..., 1] - y_row[None]) / 0.014) ** 2))  # [R, C]
+    fall = dm.exp(-(((pts[..., 1] - y_row[None]) / 0.014) ** 2))  # [R, C]
     out = pts.copy()
     out[..., 1] += shift[None] * fall
     return out
@@ -194,7 +195,7 @@ def uv_sphere(centre: np.ndarray, radii: np.ndarray, rings: int, segs: int, isla
     pol = np.linspace(0.0, np.pi, rings + 2)[1:-1]  # polar angle from +Z
     az = np.arange(segs) * 2 * np.pi / segs
     pa, aa = np.meshgrid(pol, az, indexing="ij")
-    unit = np.stack([np.sin(pa) * np.cos(aa), np.sin(pa) * np.sin(aa), np.cos(pa)], -1).reshape(-1, 3)
+    unit = np.stack([dm.sin(pa) * dm.cos(aa), dm.sin(pa) * dm.sin(aa), dm.cos(pa)], -1).reshape(-1, 3)
     verts = np.concatenate([[[0, 0, 1.0]], unit, [[0, 0, -1.0]]]) * radii + centre
     n_last = 1 + rings * segs
 
@@ -203,7 +204,7 @@ def uv_sphere(centre: np.ndarray, radii: np.ndarray, rings: int, segs: int, isla
 
     def uv(polar, azim):
         rad = island[2] * polar / np.pi
-        return (island[0] + rad * np.cos(azim), island[1] + rad * np.sin(azim))
+        return (island[0] + rad * dm.cos(azim), island[1] + rad * dm.sin(azim))
 
     faces, uvs = [], []
     for s in range(segs):

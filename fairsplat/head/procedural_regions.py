@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from fairsplat import detmath as dm
 from fairsplat.head import procedural_surface as surf
 from fairsplat.head.procedural_surface import LAYOUT
 from fairsplat.labels import LABEL
@@ -39,12 +40,12 @@ BROW_X = (0.013, 0.052)  # |x| span of a brow, m
 
 def lip_heights(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Vermilion height above / below the mouth line at x, thinning to 1 mm at the corners."""
-    q = np.clip(1.0 - (x / LAYOUT.mouth_half_width) ** 2, 0.0, None) ** 0.4
+    q = dm.power(np.clip(1.0 - (x / LAYOUT.mouth_half_width) ** 2, 0.0, None), 0.4)
     return 0.0085 * q + 0.001, 0.0105 * q + 0.001
 
 
 def hairline_y(x: np.ndarray, z: np.ndarray) -> np.ndarray:
-    return np.interp(np.abs(np.arctan2(x, z + 0.012)), HAIRLINE_AZ, HAIRLINE_Y)
+    return np.interp(np.abs(dm.arctan2(x, z + 0.012)), HAIRLINE_AZ, HAIRLINE_Y)
 
 
 def neck_line_y(z: np.ndarray) -> np.ndarray:

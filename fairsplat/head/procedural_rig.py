@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from fairsplat import detmath as dm
 from fairsplat.head import procedural_surface as surf
 from fairsplat.head.procedural_surface import LAYOUT
 
@@ -39,7 +40,7 @@ def _patch_weights(verts: np.ndarray, candidates: np.ndarray, point: tuple[float
     for sx in (1.0, -1.0):
         p = np.array([sx * point[0], point[1], point[2]])
         d = np.linalg.norm(verts[candidates] - p, axis=1)
-        k = np.exp(-0.5 * (d / PATCH_SIGMA) ** 2) * (d < PATCH_RADIUS)
+        k = dm.exp(-0.5 * (d / PATCH_SIGMA) ** 2) * (d < PATCH_RADIUS)
         if k.sum() <= 0:
             raise RuntimeError(f"procedural rig: no vertex near joint patch {p}")
         w[candidates] += 0.5 * k / k.sum()

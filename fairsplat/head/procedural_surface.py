@@ -19,6 +19,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from fairsplat import detmath as dm  # machine-independent exp/sin/cos/power (see detmath)
+
 RAY_ORIGIN = np.array([0.0, 0.008, -0.005])  # above the subnasale and level with the eyes: no overhang is missed
 EYE_RADIUS = 0.0125
 
@@ -114,7 +116,7 @@ def cast(origin: np.ndarray, dirs: np.ndarray, far: float = 0.3, step: float = 0
 
 def directions(theta: np.ndarray, phi: np.ndarray) -> np.ndarray:  # [N], [N] -> [N, 3]
     """theta: azimuth from +Z towards +X; phi: elevation towards +Y."""
-    return np.stack([np.cos(phi) * np.sin(theta), np.sin(phi), np.cos(phi) * np.cos(theta)], axis=1)
+    return np.stack([dm.cos(phi) * dm.sin(theta), dm.sin(phi), dm.cos(phi) * dm.cos(theta)], axis=1)
 
 
 def front_z(x: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -144,7 +146,7 @@ def bump(r2: np.ndarray) -> np.ndarray:
 
 
 def gauss(x: np.ndarray, y: np.ndarray, cx: float, cy: float, sx: float, sy: float) -> np.ndarray:
-    return np.exp(-0.5 * (((x - cx) / sx) ** 2 + ((y - cy) / sy) ** 2))
+    return dm.exp(-0.5 * (((x - cx) / sx) ** 2 + ((y - cy) / sy) ** 2))
 
 
 def almond_radius(dx: np.ndarray, dy: np.ndarray, layout: Layout = LAYOUT) -> np.ndarray:
@@ -189,11 +191,11 @@ def nose_z(x: np.ndarray, y: np.ndarray, layout: Layout = LAYOUT, nostrils: bool
 
     ``nostrils=False`` leaves out the nostril dents (the nose's extent, for labels)."""
     s = np.clip((layout.nasion_y - y) / (layout.nasion_y - layout.nose_tip_y), 0.0, None)  # 0 nasion, 1 tip
-    ridge_h = 0.004 + 0.014 * np.clip(s, 0, 1) ** 1.4
+    ridge_h = 0.004 + 0.014 * dm.power(np.clip(s, 0, 1), 1.4)
     below = smoothstep(layout.subnasale_y, layout.nose_tip_y, y)  # fades the nose out under the tip
-    ridge_h = np.where(y < layout.nose_tip_y, (0.018 + 0.005) * below, ridge_h + 0.005 * np.exp(-((y - layout.nose_tip_y) / 0.006) ** 2))
+    ridge_h = np.where(y < layout.nose_tip_y, (0.018 + 0.005) * below, ridge_h + 0.005 * dm.exp(-((y - layout.nose_tip_y) / 0.006) ** 2))
     half_w = 0.0055 + 0.0045 * np.clip(s, 0, 1.2) ** 2
-    ridge = ridge_h * np.exp(-np.abs(x / half_w) ** 2.5) * smoothstep(layout.nasion_y + 0.012, layout.nasion_y - 0.004, y)
+    ridge = ridge_h * dm.exp(-dm.power(np.abs(x / half_w), 2.5)) * smoothstep(layout.nasion_y + 0.012, layout.nasion_y - 0.004, y)
     alae = 0.0105 * bump(((np.abs(x) - 0.0135) / 0.0078) ** 2 + ((y + 0.0235) / 0.0072) ** 2)
     nostril = -0.003 * bump(((np.abs(x) - 0.0065) / 0.004) ** 2 + ((y - layout.subnasale_y - 0.001) / 0.0025) ** 2)
     return np.maximum(ridge, alae) + nostril * (ridge < 0.012) * nostrils
@@ -203,14 +205,14 @@ def lips_z(x: np.ndarray, y: np.ndarray, layout: Layout = LAYOUT) -> np.ndarray:
     """Upper and lower vermilion bulges meeting at the mouth line, plus the muzzle."""
     m, w = layout.mouth_y, layout.mouth_half_width
     across = np.sqrt(np.clip(1.0 - (x / (w + 0.002)) ** 2, 0.0, None))  # lips thin out towards the corners
-    cupid = 0.0008 * np.exp(-((np.abs(x) - 0.005) / 0.003) ** 2) - 0.0006 * np.exp(-(x / 0.0025) ** 2)
+    cupid = 0.0008 * dm.exp(-((np.abs(x) - 0.005) / 0.003) ** 2) - 0.0006 * dm.exp(-(x / 0.0025) ** 2)
     up_t = np.clip((y - m) / (0.0078 + cupid * 2), 0.0, 1.0)
     lo_t = np.clip((m - y) / 0.0095, 0.0, 1.0)
-    upper = 0.0048 * np.sin(np.pi * up_t) ** 0.8 * across * (y >= m)
-    lower = 0.0058 * np.sin(np.pi * lo_t) ** 0.8 * across * (y < m)
-    contact = 0.0018 * across * np.exp(-((y - m) / 0.0025) ** 2)
+    upper = 0.0048 * dm.power(np.maximum(dm.sin(np.pi * up_t), 0.0), 0.8) * across * (y >= m)
+    lower = 0.0058 * dm.power(np.maximum(dm.sin(np.pi * lo_t), 0.0), 0.8) * across * (y < m)
+    contact = 0.0018 * across * dm.exp(-((y - m) / 0.0025) ** 2)
     muzzle = 0.0055 * gauss(x, y, 0.0, m - 0.002, 0.024, 0.02)
-    philtrum = -0.0008 * np.exp(-(x / 0.0035) ** 2) * smoothstep(m + 0.006, m + 0.010, y) * smoothstep(
+    philtrum = -0.0008 * dm.exp(-(x / 0.0035) ** 2) * smoothstep(m + 0.006, m + 0.010, y) * smoothstep(
         layout.subnasale_y, layout.subnasale_y - 0.004, y)
     fold = -0.0028 * gauss(x, y, 0.0, m - 0.017, 0.014, 0.0035)  # labiomental fold
     return upper + lower + contact + muzzle + philtrum + fold
@@ -233,6 +235,6 @@ def ear_dx(y: np.ndarray, z: np.ndarray) -> np.ndarray:
     """Outward displacement of the side of the head that reads as an ear: a rim and a bowl."""
     v, u = (y + 0.006) / 0.031, (z + 0.014) / 0.017
     r2 = u * u + v * v
-    rim = 0.011 * bump(r2) ** 0.5
+    rim = 0.011 * np.sqrt(bump(r2))
     bowl = -0.006 * bump(((u + 0.15) / 0.55) ** 2 + ((v + 0.15) / 0.5) ** 2)
     return rim + bowl

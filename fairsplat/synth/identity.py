@@ -13,8 +13,9 @@ import math
 from dataclasses import asdict, dataclass
 
 import numpy as np
-from skimage.color import lab2rgb
 
+from fairsplat import detmath as dm
+from fairsplat.faces.ita import lab_to_rgb
 from fairsplat.labels import FITZPATRICK
 
 # ITA sampling range per Fitzpatrick type (degrees): inside the Chardon /
@@ -68,15 +69,16 @@ class Identity:
 
 def skin_from_ita(ita: float, b: float, a: float) -> tuple[tuple[float, float, float], tuple[float, float, float]]:
     """(Lab, sRGB) of a skin colour with the given ITA, b* and a*."""
-    lab = (50.0 + b * math.tan(math.radians(ita)), a, b)
-    rgb = lab2rgb(np.array([[lab]], dtype=np.float64))[0, 0]
+    angle = math.radians(ita)
+    lab = (50.0 + b * float(dm.sin(angle) / dm.cos(angle)), a, b)  # detmath: the same bits on every machine
+    rgb = lab_to_rgb(np.array(lab, dtype=np.float64))
     return lab, tuple(float(x) for x in rgb)
 
 
 def _lips(skin_lab: tuple[float, float, float], rng: np.random.Generator) -> tuple[float, float, float]:
     L, a, b = skin_lab
     lab = (L - rng.uniform(8, 16), a + rng.uniform(10, 20), b + rng.uniform(-2, 3))
-    return tuple(float(x) for x in lab2rgb(np.array([[lab]]))[0, 0])
+    return tuple(float(x) for x in lab_to_rgb(np.array(lab, dtype=np.float64)))
 
 
 def sample_identity(index: int, n_shape: int, rng: np.random.Generator) -> Identity:
