@@ -1,0 +1,96 @@
+"""The long fault sweep: every stage of dvc.yaml killed with SIGKILL mid-run, then ``dvc repro`` again (README "Fault sweep").
+
+Run:
+    .venv/bin/python -u -m bench.fault_sweep                        # builds a tiny pipeline in a temp dir first (~5 min)
+    .venv/bin/python -u -m bench.fault_sweep --tiny /tmp/tiny       # reuse one (python -m fairsplat.testing.pipeline /tmp/tiny)
+    .venv/bin/python -u -m bench.fault_sweep --tiny /tmp/tiny --stages degrade,train_ff --kills 2 --json out.json
+
+Per stage, in fresh copies of the finished tiny pipeline (fairsplat/testing/faults.py):
+
+1. a second clean run (``dvc repro --force --single-item``): its outputs against the pipeline's, which is
+   the determinism check of two clean runs (same inputs, stage by stage), and its duration;
+2. ``--kills`` kills, each in a fresh copy: a trainer (``faults.TRAINERS``) after its first checkpoint
+   appeared plus a random 0-1 s, so that it has something to resume from; any other stage at a random
+   time drawn uniformly in 20-90 % of the measured duration (``--seed``); then ``dvc repro <stage>``, checked
+   as ``faults.kill_and_rerun`` says.
+
+Prints one JSON line per run and, at the end, the Markdown table of README "Fault sweep".
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+from fairsplat.testing.faults import TRAINERS, KillResult, Trigger, kill_and_rerun, repro_clean, scratch  # noqa: E402
+from fairsplat.testing.pipeline import TinyPipeline, build  # noqa: E402
+
+
+def _line(kind: str, r: KillResult) -> dict:
+    return {"kind": kind, "stage": r.stage, "trigger": r.trigger, "killed_at": r.killed_at, "reran": r.reran,
+            "rerun_seconds": round(r.rerun_seconds, 1), "present_after_kill": r.present_after_kill,
+            "checkpoint_after_kill": len(r.checkpoint_after_kill), "bytes_differ": r.bytes_differ,
+            "max_abs_diff": r.max_abs_diff, "ok": r.ok, "problems": r.problems,
+            "load1": round(os.getloadavg()[0], 2)}  # fmt: skip
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--tiny", type=Path, help="a finished tiny pipeline (default: build one in a temp dir)")
+    ap.add_argument("--stages", default="", help="comma-separated (default: every stage of dvc.yaml)")
+    ap.add_argument("--kills", type=int, default=1, help="kills per stage")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--work", type=Path, help="where the copies go (default: a temp dir, removed)")
+    ap.add_argument("--json", type=Path, help="also write every row here")
+    a = ap.parse_args()
+    tmp = Path(tempfile.mkdtemp(prefix="fault_sweep."))
+    work = a.work or tmp
+    tiny = TinyPipeline.load(a.tiny) if a.tiny else build(tmp / "tiny")
+    if tiny.log:
+        sys.exit(f"the tiny pipeline did not finish:\n{tiny.log}")
+    stages = [s for s in a.stages.split(",") if s] or list(tiny.stages)
+    rng = random.Random(a.seed)
+    rows, table = [], []
+    t_all = time.perf_counter()
+    for stage in stages:
+        repo = scratch(tiny.repo, work / f"{stage}.clean")
+        clean = repro_clean(repo, tiny.repo, stage)
+        shutil.rmtree(repo)
+        rows.append(_line("clean", clean))
+        print(json.dumps(rows[-1]), flush=True)
+        for k in range(a.kills):
+            if stage in TRAINERS:
+                trigger = Trigger("checkpoint", round(rng.uniform(0.0, 1.0), 2))
+            else:
+                trigger = Trigger("start", round(rng.uniform(0.2, 0.9) * clean.rerun_seconds, 2))
+            repo = scratch(tiny.repo, work / f"{stage}.kill{k}")
+            res = kill_and_rerun(repo, tiny.repo, stage, trigger)
+            if not res.ok:
+                print(res.log[-3000:], file=sys.stderr)
+            shutil.rmtree(repo)
+            rows.append(_line("kill", res))
+            print(json.dumps(rows[-1]), flush=True)
+            table.append(res.row().replace(f"| {stage} |", f"| {stage} (clean run {clean.rerun_seconds:.0f} s) |", 1))
+        if not clean.ok:
+            table.append(f"| {stage} | second clean run | - | FAIL: {'; '.join(clean.problems)} |")
+    shutil.rmtree(tmp, ignore_errors=True)
+    if a.json:
+        a.json.write_text(json.dumps(rows, indent=1))
+    print(f"\n{len(stages)} stages, {sum(r['kind'] == 'kill' for r in rows)} kills, "
+          f"{sum(not r['ok'] for r in rows)} failed, {time.perf_counter() - t_all:.0f} s\n")  # fmt: skip
+    print("| stage | killed at | after the kill | rerun |\n|---|---|---|---|")
+    print("\n".join(table))
+
+
+if __name__ == "__main__":
+    main()
