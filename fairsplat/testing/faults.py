@@ -13,8 +13,9 @@ outputs, a resumed run that drifts from an uninterrupted one.
 One kill, in a copy of a finished tiny pipeline (fairsplat/testing/pipeline.py),
 whose outputs are the uninterrupted reference:
 
-1. ``dvc repro --force --single-item <stage>`` in its own process group; DVC
-   deletes the stage's outputs first, as any re-run does;
+1. the stage is dropped from dvc.lock (:func:`forget`: its first run), then
+   ``dvc repro --single-item <stage>`` starts in its own process group; DVC
+   deletes the stage's outputs first, as any run does;
 2. at the trigger (a delay after start, after the stage's output temporary
    appears, or after its first training checkpoint) the whole group gets SIGKILL;
 3. every output present after the kill must already be complete (byte-equal to
@@ -130,6 +131,23 @@ def stage_outputs(repo: Path, stage: str) -> list[str]:
     """Every output path of ``stage`` (cached, metrics, plots), as dvc.lock records them."""
     lock = yaml.safe_load((repo / "dvc.lock").read_text())
     return [o["path"] for o in lock["stages"][stage]["outs"]]
+
+
+def forget(repo: Path, stage: str) -> None:
+    """Drop ``stage`` from ``repo/dvc.lock``, as if it had never finished.
+
+    Why not ``dvc repro --force``: after a killed forced run, dvc.lock still
+    holds the previous run and DVC's cache its outputs, so the next
+    ``dvc repro`` checks those out ("Stage is cached - skipping run"), which is
+    right, but then nothing of the stage's own recovery is tested. A first run
+    killed is the case that must recover."""
+    from ruamel.yaml import YAML  # DVC's own parser, round trip: PyYAML would rewrite 1e-05 as the string '1e-05'
+
+    path, y = repo / "dvc.lock", YAML()
+    lock = y.load(path.read_text())
+    del lock["stages"][stage]
+    with open(path, "w") as fh:
+        y.dump(lock, fh)
 
 
 def temporaries(repo: Path) -> list[str]:
@@ -281,9 +299,10 @@ def kill_and_rerun(repo: Path, reference: Path, stage: str, trigger: Trigger, ti
     outs = stage_outputs(reference, stage)
     tol = TRAIN_TOL if stage in TRAINERS else None
     env = subprocess_env(repo)
+    forget(repo, stage)
     log = repo / f".faults.{stage}.log"
     with open(log, "w") as fh:
-        proc = subprocess.Popen(_dvc(repo, "repro", "--force", "--single-item", stage), cwd=repo, env=env, stdout=fh,
+        proc = subprocess.Popen(_dvc(repo, "repro", "--single-item", stage), cwd=repo, env=env, stdout=fh,
                                 stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
         killed_at = _wait_for(proc, repo, stage, trigger, outs[0], timeout)
         if killed_at is not None:
