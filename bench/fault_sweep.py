@@ -7,12 +7,14 @@ Run:
 
 Per stage, in fresh copies of the finished tiny pipeline (fairsplat/testing/faults.py):
 
-1. a second clean run (``dvc repro --force --single-item``): its outputs against the pipeline's, which is
-   the determinism check of two clean runs (same inputs, stage by stage), and its duration;
-2. ``--kills`` kills, each in a fresh copy: a trainer (``faults.TRAINERS``) after its first checkpoint
-   appeared plus a random 0-1 s, so that it has something to resume from; any other stage at a random
-   time drawn uniformly in 20-90 % of the measured duration (``--seed``); then ``dvc repro <stage>``, checked
-   as ``faults.kill_and_rerun`` says.
+1. with ``--clean``, a second clean run (``dvc repro --force --single-item``): its outputs against the
+   pipeline's, the determinism check of two clean runs (same inputs, stage by stage);
+2. ``--kills`` kills, each in a fresh copy: a trainer (``faults.TRAINERS``) after its first finished
+   checkpoint appeared, plus a random 0-1 s, so that it has something to resume from; any other stage a
+   random 0-1.5 s after its output's temporary appeared (it is writing its results: inside its loop for a
+   stage that writes as it goes, amid the final writes for one that writes at the end); drawn with
+   ``--seed``. A stage that finished before its kill is tried again with no delay (twice at most); then
+   ``dvc repro <stage>``, checked as ``faults.kill_and_rerun`` says.
 
 Prints one JSON line per run and, at the end, the Markdown table of README "Fault sweep".
 """
@@ -49,6 +51,7 @@ def main() -> None:
     ap.add_argument("--tiny", type=Path, help="a finished tiny pipeline (default: build one in a temp dir)")
     ap.add_argument("--stages", default="", help="comma-separated (default: every stage of dvc.yaml)")
     ap.add_argument("--kills", type=int, default=1, help="kills per stage")
+    ap.add_argument("--clean", action=argparse.BooleanOptionalAction, default=True, help="also a second clean run")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--work", type=Path, help="where the copies go (default: a temp dir, removed)")
     ap.add_argument("--json", type=Path, help="also write every row here")
@@ -63,26 +66,30 @@ def main() -> None:
     rows, table = [], []
     t_all = time.perf_counter()
     for stage in stages:
-        repo = scratch(tiny.repo, work / f"{stage}.clean")
-        clean = repro_clean(repo, tiny.repo, stage)
-        shutil.rmtree(repo)
-        rows.append(_line("clean", clean))
-        print(json.dumps(rows[-1]), flush=True)
+        clean = None
+        if a.clean:
+            repo = scratch(tiny.repo, work / f"{stage}.clean")
+            clean = repro_clean(repo, tiny.repo, stage)
+            shutil.rmtree(repo)
+            rows.append(_line("clean", clean))
+            print(json.dumps(rows[-1]), flush=True)
+            if not clean.ok:
+                print(clean.log[-3000:], file=sys.stderr)
+                table.append(f"| {stage} | (second clean run) | - | FAIL: {'; '.join(clean.problems)} |")
         for k in range(a.kills):
-            if stage in TRAINERS:
-                trigger = Trigger("checkpoint", round(rng.uniform(0.0, 1.0), 2))
-            else:
-                trigger = Trigger("start", round(rng.uniform(0.2, 0.9) * clean.rerun_seconds, 2))
-            repo = scratch(tiny.repo, work / f"{stage}.kill{k}")
-            res = kill_and_rerun(repo, tiny.repo, stage, trigger)
+            delay = round(rng.uniform(0.0, 1.0 if stage in TRAINERS else 1.5), 2)
+            for attempt in range(3):
+                trigger = Trigger("checkpoint" if stage in TRAINERS else "temp", delay if attempt == 0 else 0.0)
+                repo = scratch(tiny.repo, work / f"{stage}.kill{k}")
+                res = kill_and_rerun(repo, tiny.repo, stage, trigger)
+                shutil.rmtree(repo)
+                rows.append(_line("kill", res))
+                print(json.dumps(rows[-1]), flush=True)
+                if res.killed_at is not None:
+                    break
             if not res.ok:
                 print(res.log[-3000:], file=sys.stderr)
-            shutil.rmtree(repo)
-            rows.append(_line("kill", res))
-            print(json.dumps(rows[-1]), flush=True)
-            table.append(res.row().replace(f"| {stage} |", f"| {stage} (clean run {clean.rerun_seconds:.0f} s) |", 1))
-        if not clean.ok:
-            table.append(f"| {stage} | second clean run | - | FAIL: {'; '.join(clean.problems)} |")
+            table.append(res.row())
     shutil.rmtree(tmp, ignore_errors=True)
     if a.json:
         a.json.write_text(json.dumps(rows, indent=1))

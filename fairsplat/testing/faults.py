@@ -51,7 +51,7 @@ from fairsplat.testing.pipeline import subprocess_env
 
 TRAINERS = ("train_parser", "train_ff", "lora", "refine", "train_enhancer")
 """Stages that resume from ``.checkpoints/<stage>`` (the rest re-run from scratch)."""
-VOLATILE = re.compile(r"seconds|_per_s$|fps|^wall|resumed|^timestamp$")
+VOLATILE = re.compile(r"seconds|_per_s$|fps|(^|_)ms($|_)|^wall|resumed|^timestamp$")
 """Keys (JSON, dvclive) and columns (Parquet, TSV) that time the run or say it resumed: never compared."""
 TRAIN_TOL = {"rtol": 1e-5, "atol": 1e-6}
 """Tensors and numbers of a resumed trainer against the uninterrupted run."""
@@ -63,7 +63,7 @@ SKIP = ("fairsplat", "stages", "viewer", ".dvc")
 class Trigger:
     """When to kill: ``after`` seconds past an event. Events: ``start`` (the dvc process started),
     ``temp`` (a temporary of the stage's first output appeared: it is writing its results), ``checkpoint``
-    (a file appeared under ``.checkpoints/<stage>``: a trainer saved its state)."""
+    (a finished checkpoint appeared under ``.checkpoints/<stage>``: :data:`CHECKPOINT_MARKERS`)."""
 
     event: str = "start"
     after: float = 0.0
@@ -176,6 +176,15 @@ def _checkpoint_files(repo: Path, stage: str) -> list[str]:
                   if p.is_file() and not any(TEMP.match(part) for part in p.relative_to(root).parts))  # fmt: skip
 
 
+CHECKPOINT_MARKERS = ("state.json", "refine.json")
+"""Files written last into a finished checkpoint: the loop's (``fairsplat.io.checkpoint.save_train_state``, whose
+directory appears whole) and refine's per-subject done marker (``fairsplat.refine.run.DONE``)."""
+
+
+def _checkpointed(repo: Path, stage: str) -> bool:
+    return any(Path(f).name in CHECKPOINT_MARKERS for f in _checkpoint_files(repo, stage))
+
+
 def _temp_of(repo: Path, out: str) -> bool:
     p = repo / out
     prefix = f".{p.name}.~"
@@ -284,7 +293,7 @@ def _wait_for(proc: subprocess.Popen, repo: Path, stage: str, trigger: Trigger, 
             return now
         if fired is None:
             if trigger.event == "start" or (trigger.event == "temp" and _temp_of(repo, first_out)) or (
-                trigger.event == "checkpoint" and _checkpoint_files(repo, stage)
+                trigger.event == "checkpoint" and _checkpointed(repo, stage)
             ):
                 fired = now
         if fired is not None and now >= fired + trigger.after:
@@ -304,7 +313,8 @@ def kill_and_rerun(repo: Path, reference: Path, stage: str, trigger: Trigger, ti
     with open(log, "w") as fh:
         proc = subprocess.Popen(_dvc(repo, "repro", "--single-item", stage), cwd=repo, env=env, stdout=fh,
                                 stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
-        killed_at = _wait_for(proc, repo, stage, trigger, outs[0], timeout)
+        main = next((o for o in outs if not o.startswith("metrics/")), outs[0])  # its data, not its metrics file
+        killed_at = _wait_for(proc, repo, stage, trigger, main, timeout)
         if killed_at is not None:
             os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
