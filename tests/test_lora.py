@@ -66,6 +66,8 @@ def test_soulsplats_layout_round_trips_exactly(tmp_path):
                 m.normal_()
     export_soulsplats(src, tmp_path, {"rank": 4}, {"rank": 4})
     assert {p.name for p in tmp_path.iterdir()} == {WEIGHTS, "config.json", "training_config.yaml"}
+    again = export_soulsplats(src, tmp_path / "again", {"rank": 4}, {"rank": 4})
+    assert again.read_bytes() == (tmp_path / WEIGHTS).read_bytes()  # byte-identical: the output's hash is stable
     saved = torch.load(tmp_path / WEIGHTS, weights_only=True)
     assert all(k.endswith((".lora_A", ".lora_B")) for k in saved) and len(saved) == 2 * len(adapted_layers(src))
     dst = _tiny(seed=2)

@@ -122,9 +122,16 @@ def scratch(src: Path, dest: Path) -> Path:
             os.chmod(os.path.join(d, f), 0o644)
     (dest / ".dvc").mkdir()
     shutil.copy(src / ".dvc" / "config", dest / ".dvc" / "config")
-    shutil.copytree(src / ".dvc" / "cache", dest / ".dvc" / "cache", copy_function=os.link,
+    shutil.copytree(src / ".dvc" / "cache", dest / ".dvc" / "cache", copy_function=_link_or_copy,
                     ignore=lambda d, names: ["runs"] if Path(d) == src / ".dvc" / "cache" else [])  # fmt: skip
     return dest
+
+
+def _link_or_copy(src: str, dst: str) -> None:
+    try:
+        os.link(src, dst)
+    except OSError:  # another filesystem
+        shutil.copy2(src, dst)
 
 
 def stage_outputs(repo: Path, stage: str) -> list[str]:
