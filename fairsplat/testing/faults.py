@@ -233,7 +233,8 @@ def _close(a, b, tol: dict | None, path: str, out: list[str], worst: list[float]
 
 
 def _load(path: Path):
-    """A file as comparable values: JSON, a Parquet table's rows, a TSV's rows, safetensors' arrays; else None."""
+    """A file as comparable values: JSON, a Parquet table's rows, a TSV's rows, safetensors' or a torch-saved dict's
+    arrays; else None (compared by bytes)."""
     suffix = path.suffix
     if suffix == ".json":
         return json.loads(path.read_text())
@@ -248,6 +249,10 @@ def _load(path: Path):
         from safetensors.numpy import load_file
 
         return load_file(str(path))  # name -> numpy array
+    if suffix == ".pt":  # torch.save of tensors (the SoulSplats adapter): weights only, no code runs
+        import torch
+
+        return {k: v.numpy() for k, v in torch.load(path, map_location="cpu", weights_only=True).items()}
     return None
 
 
