@@ -8,4 +8,6 @@
 - ``badfiles``: the zoo of awkward input files, each with the outcome curation must give
 - ``toy_head``: a tiny FLAME-format head; ``track_problems``: landmark problems with known answers
 - ``imports``: the static import graph (dvc.yaml deps cover each stage's imports; no cycles)
+- ``faults``: kill a stage of a tiny-pipeline copy with SIGKILL, ``dvc repro`` again, compare with the
+  uninterrupted outputs (tests/test_fault_sweep.py, bench/fault_sweep.py)
 """

@@ -18,7 +18,7 @@ whose outputs are the uninterrupted reference:
    deletes the stage's outputs first, as any run does;
 2. at the trigger (a delay after start, after the stage's output temporary
    appears, or after its first training checkpoint) the whole group gets SIGKILL;
-3. every output present after the kill must already be complete (byte-equal to
+3. every output present after the kill must already be complete (equal to
    the reference for a data stage; same files for a trainer);
 4. ``dvc repro <stage>``: it must re-run the stage (and nothing upstream),
    finish, leave no temporary behind, and give the reference's outputs: byte for
