@@ -59,7 +59,8 @@ def main(
                 "train_identities": res["results"]["lora"]["subjects"], "adapter_bytes": size,
                 "trainable_parameters": res["results"]["lora"]["trainable"],
                 "adapted_layers": len(matching_layers(build_model("base", model, cfg.spec), cfg.spec)),
-                "heldout_subjects_unscored": len(res["unscored"])}  # fmt: skip
+                "heldout_subjects_unscored": len(res["unscored"]),
+                "resumed_from": {n: r["resumed_from"] for n, r in res["results"].items()}}  # fmt: skip
         m = lora_metrics(res["rows"], res["type_mix"], info)
         log_and_plot(Live(dir=str(plot_tmp), dvcyaml=False, save_dvc_exp=False, report=None), res, m, plot_tmp)
     write_metrics("lora", m, root=metrics_dir)

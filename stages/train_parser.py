@@ -8,6 +8,7 @@ Outputs: ``<out>/model.safetensors`` + ``<out>/config.json`` (fairsplat/models/p
 the dvclive training log in ``plots/train_parser/`` and ``metrics/train_parser.json``
 (held-out mIoU, per class and per Fitzpatrick type; the issue's floors, mIoU >= 0.80 and
 best-worst type gap <= 0.05, are checked against the committed metrics by tests/test_floors.py).
+An interrupted run resumes from ``.checkpoints/train_parser`` when params and inputs match.
 With no labelled crops it writes a config marked
 ``no_labelled_data`` and null metrics; stage parse then needs another backend.
 Every process trains and scores its share; only the main process writes.
@@ -31,16 +32,20 @@ def main(
     params: Path = typer.Option(Path("params.yaml")),
     metrics_dir: Path = typer.Option(Path("metrics")),
     progress: bool = typer.Option(True, help="tqdm progress bar"),
+    checkpoints: Path = typer.Option(Path(".checkpoints/train_parser"), help="resumable training state"),
 ) -> None:
     cfg = TrainParserParams.load(params)
     tc = cfg.train_config()
     from fairsplat.train.accel import build_accelerator, on_main
 
     acc = build_accelerator(tc.accel)  # fp16 without CUDA fails here, naming train_parser.mixed-precision
+    import shutil
+
     import torch
     from dvclive import Live
 
     from fairsplat.io import atomic_dir, write_json
+    from fairsplat.io.checkpoint import file_digest, fingerprint
     from fairsplat.io.metrics import write_metrics
     from fairsplat.models.parser import save_parser
     from fairsplat.parse.data import read_items
@@ -58,17 +63,20 @@ def main(
                 write_json(tmp / "config.json", {**tc.model.to_json(), "training": {"status": "no_labelled_data"}})
         else:
             live = Live(dir=str(plot_tmp), dvcyaml=False, save_dvc_exp=False, report=None) if plot_tmp else None
-            model, result = fit(items, tc, live=live, progress=progress, accelerator=acc)
+            fp = fingerprint(cfg.model_dump(), file_digest(curated / "manifest.parquet"))
+            model, result = fit(items, tc, live=live, progress=progress, accelerator=acc, checkpoint_dir=checkpoints,
+                                fingerprint=fp)  # fmt: skip
             metrics = result["metrics"]
             if acc.is_main_process:
                 live.end()
-                # the model's record leaves out wall time, so equal weights give an equal output
-                # hash and stage parse is not re-run after a retrain that changed nothing
-                record = {k: v for k, v in metrics.items() if k != "train_seconds"}
+                # the model's record leaves out wall time and resumption, so equal weights give an equal
+                # output hash and stage parse is not re-run after a retrain that changed nothing
+                record = {k: v for k, v in metrics.items() if k not in ("train_seconds", "resumed_from")}
                 save_parser(tmp, model, replace(tc.model, training={"status": "trained", **record}))
     if acc.is_main_process:
         m = metrics
         write_metrics("train_parser", m, root=metrics_dir)
+        shutil.rmtree(checkpoints, ignore_errors=True)  # the outputs are written: the run is complete
         typer.echo(f"train_parser: held-out mIoU {m['miou']} (gap {m.get('miou_gap')}) on {m['heldout_images']} crops -> {out}")
     acc.end_training()
 

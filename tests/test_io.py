@@ -40,6 +40,35 @@ def test_atomic_dir_swaps_whole_directory(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
 
 
+_KILLED_WRITER = """
+import os, signal, sys
+from fairsplat.io import atomic_dir, atomic_path
+with atomic_dir(sys.argv[1] + "/out") as d, atomic_path(sys.argv[1] + "/m.json") as f:
+    (d / "half").write_text("x")
+    f.write_text("{")
+    os.kill(os.getpid(), signal.SIGKILL)  # no finally runs, as under kill -9
+"""
+
+
+def test_temporaries_of_a_killed_writer_are_swept_by_the_next_write(tmp_path):
+    """SIGKILL leaves the temporaries behind; the next atomic write into that directory removes them,
+    and never a live writer's (this process's own, still open) or a non-temporary dot file."""
+    import subprocess
+    import sys
+
+    from fairsplat.io.atomic import TEMP, sweep
+
+    run = subprocess.run([sys.executable, "-c", _KILLED_WRITER, str(tmp_path)], capture_output=True, text=True)
+    assert run.returncode == -9, run.stderr
+    left = sorted(p.name for p in tmp_path.iterdir())
+    assert len(left) == 2 and all(TEMP.match(n) for n in left), left  # the dir's and the file's, nothing else
+    (tmp_path / ".keep").write_text("not ours")
+    with atomic_path(tmp_path / "other.json") as live:
+        live.write_text("{}")
+        assert sweep(tmp_path, force=True) == [] and live.exists()  # ours: alive
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".keep", "other.json"]
+
+
 def test_atomic_outputs_get_plain_permissions(tmp_path):
     """Temp files are 0600 and temp dirs 0700; outputs must not stay that private."""
     import os

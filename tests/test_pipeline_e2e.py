@@ -3,7 +3,8 @@
 Why a copy and real DVC rather than calling the stages in turn: what users
 run is ``dvc repro``, so this checks the wiring too (every cmd, dep, out,
 metric and plot path in dvc.yaml, params sections read by the stages, the
-order of stages) and that a second ``dvc repro`` is a no-op. The micro params
+order of stages), that a second ``dvc repro`` is a no-op, and that a second
+clean run of the learning half gives the same outputs. The micro params
 only shrink sizes; every stage runs its real code on the embedded default.
 
 The run itself is the session fixture ``tiny_pipeline`` (tests/conftest.py,
@@ -18,6 +19,7 @@ import pytest
 import yaml
 
 from fairsplat.labels import FITZPATRICK
+from fairsplat.testing.faults import compare, scratch, stage_outputs, temporaries
 from fairsplat.testing.pipeline import MICRO, ROOT, dvc, micro_params
 
 # Stages whose inputs carry a known skin type, so their metrics must break down by it.
@@ -60,6 +62,29 @@ def test_second_repro_is_a_no_op(tiny_pipeline):
     assert "Running stage" not in run.stdout, run.stdout
     status = dvc(tiny_pipeline.repo, "status", "--json")
     assert json.loads(status.stdout or "{}") == {}, status.stdout
+
+
+LEARNING = ("train_ff", "refine", "lora", "evaluate", "train_enhancer", "enhance")
+"""The learning half: stages whose outputs come from training or from trained models. The data half's stages have
+their own determinism tests (synth, curate, degrade, track: byte-identical outputs of two runs)."""
+
+
+@pytest.mark.slow
+def test_a_second_clean_run_of_the_learning_half_gives_the_same_outputs(tiny_pipeline, tmp_path):
+    """Every output of a forced second run, on the same inputs, equals the first: byte for byte, or by value
+    where only the fields that time the run differ (``faults.VOLATILE``: seconds, fps, ms); weights and scores
+    exactly (CPU, one thread: no tolerance needed). Stage by stage on equal inputs, so the whole pipeline repeats."""
+    for stage in LEARNING:
+        tiny_pipeline.require(stage)
+    repo = scratch(tiny_pipeline.repo, tmp_path / "repo")
+    run = dvc(repo, "repro", "--force", "--single-item", *LEARNING)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    assert all(f"Running stage '{s}'" in run.stdout for s in LEARNING), run.stdout[-3000:]
+    for stage in LEARNING:
+        for out in stage_outputs(tiny_pipeline.repo, stage):
+            diffs, _ = compare(tiny_pipeline.repo / out, repo / out, None)
+            assert not diffs, f"{stage}: {out}: {diffs[:5]}"
+    assert temporaries(repo) == []
 
 
 def test_micro_params_name_only_what_params_yaml_has():

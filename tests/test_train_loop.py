@@ -118,6 +118,30 @@ def test_resumed_run_equals_uninterrupted_run(tmp_path):
     assert [r["loss"] for r in rest.history] == pytest.approx([r["loss"] for r in full.history], rel=1e-12)
 
 
+class FakeLive:
+    """dvclive's two calls the loop makes, recorded: (step, name, value) rows."""
+
+    def __init__(self):
+        self.step, self.rows = 0, []
+
+    def log_metric(self, name, value):
+        self.rows.append((self.step, name, value))
+
+    def next_step(self):
+        self.step += 1
+
+
+def test_resumed_run_logs_the_same_curves(tmp_path):
+    """The dvclive log of a resumed run starts with the rows the interrupted run logged before its checkpoint:
+    a killed and re-run stage writes the same curves as one that never stopped."""
+    full, rest = FakeLive(), FakeLive()
+    _fit(ToyTask(), CFG, live=full, checkpoint_dir=tmp_path / "a", fingerprint="f")
+    _fit(ToyTask(), CFG, live=FakeLive(), checkpoint_dir=tmp_path / "b", fingerprint="f", stop_at=7)
+    _fit(ToyTask(), CFG, live=rest, checkpoint_dir=tmp_path / "b", fingerprint="f")
+    assert full.step == rest.step == 8 and [r[:2] for r in rest.rows] == [r[:2] for r in full.rows]
+    assert [r[2] for r in rest.rows] == pytest.approx([r[2] for r in full.rows], rel=1e-12)
+
+
 def test_checkpoint_of_another_run_is_not_resumed(tmp_path):
     _fit(ToyTask(), CFG, checkpoint_dir=tmp_path, fingerprint="params-A", stop_at=4)
     again = _fit(ToyTask(), CFG, checkpoint_dir=tmp_path, fingerprint="params-B")

@@ -3,6 +3,15 @@
 Why: DVC trusts that an output which exists is complete. Every writer in the
 project goes through these helpers: write to a temporary sibling on the same
 filesystem, fsync, then ``os.replace`` (atomic on POSIX).
+
+A process killed with SIGKILL runs no ``finally``: its temporary sibling stays
+behind. Temporary names carry their writer (``.<name>.~<host>~<pid>~<random>``),
+and the next atomic write into the same directory removes the ones whose
+writer, on this host, is dead (:func:`sweep`). Why it matters beyond disk
+space: stage ``report`` depends on the whole ``plots/`` directory, so a stray
+``plots/.train_ff.~...`` left by a killed run changed its dependency hash and
+re-ran it (found by the fault sweep, fairsplat/testing/faults.py). A writer on
+another host (a shared filesystem) or alive here is never touched.
 """
 
 from __future__ import annotations
@@ -10,7 +19,9 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import shutil
+import socket
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -35,12 +46,62 @@ def _plain_mode(path: Path, directory: bool) -> None:
     os.chmod(path, (0o777 if directory else 0o666) & ~_umask())
 
 
+_HOST = re.sub(r"[^A-Za-z0-9.-]", "_", socket.gethostname())[:64] or "host"
+TEMP = re.compile(r"^\..+\.~(?P<host>[A-Za-z0-9._-]+)~(?P<pid>\d+)~")
+"""A temporary sibling written by this module: ``.<name>.~<host>~<pid>~<random><suffix>``."""
+_swept: set[str] = set()  # directories this process has swept (once each: a shard writer may fill one with 100K files)
+
+
+def _prefix(name: str) -> str:
+    return f".{name}.~{_HOST}~{os.getpid()}~"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's live process
+        return True
+    return True
+
+
+def sweep(directory: str | Path, force: bool = False) -> list[Path]:
+    """Remove the temporaries in ``directory`` left by dead writers on this host. -> what was removed.
+
+    Each directory is swept once per process (``force``: again), on its first
+    atomic write: listing a directory costs as much as its entries.
+    """
+    directory = Path(directory)
+    key = str(directory.resolve())
+    if key in _swept and not force:
+        return []
+    _swept.add(key)
+    removed = []
+    try:
+        entries = list(os.scandir(directory))
+    except OSError:
+        return []
+    for e in entries:
+        m = TEMP.match(e.name)
+        if m is None or m["host"] != _HOST or _alive(int(m["pid"])):
+            continue
+        path = Path(e.path)
+        if e.is_dir(follow_symlinks=False):
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+        removed.append(path)
+    return removed
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | Path, suffix: str = "") -> Iterator[Path]:
     """Yield a temporary file path; on success it replaces ``path`` atomically."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix or path.suffix, dir=path.parent)
+    sweep(path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=_prefix(path.name), suffix=suffix or path.suffix, dir=path.parent)
     os.close(fd)
     tmp_path = Path(tmp)
     _plain_mode(tmp_path, directory=False)
@@ -77,13 +138,14 @@ def atomic_dir(path: str | Path) -> Iterator[Path]:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+    sweep(path.parent)
+    tmp = Path(tempfile.mkdtemp(prefix=_prefix(path.name), dir=path.parent))
     _plain_mode(tmp, directory=True)
     try:
         yield tmp
         old = None
         if path.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{path.name}.old.", dir=path.parent))
+            old = Path(tempfile.mkdtemp(prefix=_prefix(path.name) + "old.", dir=path.parent))
             os.replace(path, old / "x")
         os.replace(tmp, path)
         if old is not None:

@@ -53,6 +53,7 @@ class AdapterJob:
     tracks: Path
     checkpoint_dir: Path | None
     fingerprint: str
+    stop_at: int | None = None  # return after that many steps, as a killed run would have stopped (tests)
 
 
 def build_model(name: str, model_dir: Path, spec: LoraSpec):
@@ -80,7 +81,7 @@ def train_run(job: AdapterJob) -> dict:
     seed_everything(cfg.seed)
     t0 = time.perf_counter()
     res = loop.fit(task, loop_config(cfg, f"lora/{job.name}"), acc, checkpoint_dir=job.checkpoint_dir,
-                   fingerprint=job.fingerprint, progress=False)  # fmt: skip
+                   fingerprint=job.fingerprint, progress=False, stop_at=job.stop_at)  # fmt: skip
     state = to_arrays({k: v for k, v in res.model.named_parameters() if v.requires_grad})
     return {"name": job.name, "state": state, "history": res.history, "steps": res.steps,
             "resumed_from": res.resumed_from, "seconds": time.perf_counter() - t0,

@@ -41,8 +41,8 @@ def export_soulsplats(peft_model, out_dir: str | Path, config: dict[str, Any], t
         a, b = lora_matrices(layer)
         tensors[f"{name}.lora_A"] = a.detach().cpu().contiguous()
         tensors[f"{name}.lora_B"] = b.detach().cpu().contiguous()
-    with atomic_path(out / WEIGHTS) as tmp:
-        torch.save(tensors, tmp)
+    with atomic_path(out / WEIGHTS) as tmp, open(tmp, "wb") as fh:
+        torch.save(tensors, fh)  # to a handle: torch names the zip's records after a path's stem, i.e. the random temp
     write_json(out / "config.json", config)
     write_text(out / "training_config.yaml", yaml.safe_dump(training, sort_keys=False))
     return out / WEIGHTS

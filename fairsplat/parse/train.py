@@ -68,6 +68,7 @@ class TrainConfig:
     train_splits: tuple[str, ...] = ("train",)
     eval_splits: tuple[str, ...] = ("val", "test")
     eval_every: int = 10
+    checkpoint_every: int = 0  # optimiser steps between resumable checkpoints (0 = none)
     seed: int = 0
     accel: AccelConfig = field(default_factory=lambda: AccelConfig(section="train_parser"))
 
@@ -274,21 +275,24 @@ def loop_config(cfg: TrainConfig) -> LoopConfig:
     return LoopConfig(
         name="train_parser", epochs=cfg.epochs, schedule="cosine", warmup_frac=cfg.warmup_frac,
         optim=OptimConfig(lr=cfg.lr, weight_decay=cfg.weight_decay),
-        log=Every(1, "epoch"), eval=Every(cfg.eval_every, "epoch"),
+        log=Every(1, "epoch"), eval=Every(cfg.eval_every, "epoch"), checkpoint=Every(cfg.checkpoint_every, "step"),
     )  # fmt: skip
 
 
-def fit(items: Sequence[Item], cfg: TrainConfig, live=None, progress: bool = True, accelerator=None) -> tuple[Parser, dict]:
+def fit(items: Sequence[Item], cfg: TrainConfig, live=None, progress: bool = True, accelerator=None,
+        checkpoint_dir=None, fingerprint: str = "", stop_at: int | None = None) -> tuple[Parser, dict]:  # fmt: skip
     """Train on the train split, score the held-out split. -> (model on CPU, metrics dict).
 
     Call on every process; ``live`` (dvclive) only on the main one. Without an
-    ``accelerator`` one is built from ``cfg.accel``.
+    ``accelerator`` one is built from ``cfg.accel``. ``checkpoint_dir``,
+    ``fingerprint``, ``stop_at``: resumable checkpoints, as ``fairsplat.train.loop.fit``.
     """
     acc = accelerator or build_accelerator(cfg.accel)
     task = ParserTask(items, cfg, acc)
     seed_everything(cfg.seed)
     t0 = time.perf_counter()
-    result = loop.fit(task, loop_config(cfg), acc, live=live, progress=progress)
+    result = loop.fit(task, loop_config(cfg), acc, live=live, progress=progress, checkpoint_dir=checkpoint_dir,
+                      fingerprint=fingerprint, stop_at=stop_at)  # fmt: skip
     train_s = time.perf_counter() - t0
     history = result.history
     net = acc.unwrap_model(result.prepared, keep_fp32_wrapper=False)  # fp32 forward: scored as stage parse predicts
@@ -299,6 +303,7 @@ def fit(items: Sequence[Item], cfg: TrainConfig, live=None, progress: bool = Tru
         "heldout_images": scored["images"] if scored else 0,
         "epochs": cfg.epochs,
         "train_seconds": round(train_s, 1),
+        "resumed_from": result.resumed_from,
         "final_loss": round(history[-1]["loss"], 4),
         "first_epoch_loss": round(history[0]["loss"], 4),
         **describe(acc),

@@ -9,4 +9,6 @@
 - ``badinputs``: the fault sweep's bad-input kinds (issue 18), written in any user-file format
 - ``toy_head``: a tiny FLAME-format head; ``track_problems``: landmark problems with known answers
 - ``imports``: the static import graph (dvc.yaml deps cover each stage's imports; no cycles)
+- ``faults``: kill a stage of a tiny-pipeline copy with SIGKILL, ``dvc repro`` again, compare with the
+  uninterrupted outputs (tests/test_fault_sweep.py, bench/fault_sweep.py)
 """

@@ -56,7 +56,7 @@ MICRO: dict[str, dict] = {
               "train-frac": 0.5, "val-frac": 0.0, "workers": 1},  # 1 train + 1 test identity per type
     "curate": {"size": 64, "per-type": 4, "min-face": 16.0, "min-skin-pixels": 40, "samples-per-type": 2, "workers": 1,
                "splits": {"train": 0.5, "val": 0.25, "test": 0.25}},
-    "train_parser": {"size": 64, "epochs": 1, "batch-size": 4, "eval-every": 1},
+    "train_parser": {"size": 64, "epochs": 1, "batch-size": 4, "eval-every": 1, "checkpoint-every": 1},
     "degrade": {"k": 1, "workers": 1},
     "track": {"iters": 3, "batch-size": 8, "plot-samples": 2},
     "train_ff": {"size": 64, "encoder-dim": 16, "encoder-hidden": 16, "encoder-layers": 2, "encoder-heads": 2,

@@ -13,7 +13,8 @@ What the loop owns, once for every trainer (STYLE.md, "one training skeleton"):
 - checkpoints at intervals and exact resume (``fairsplat.io.checkpoint``):
   model, optimiser, scheduler, every RNG stream, the step, and the data
   position (epoch, batches consumed, the shuffle generator's state at the
-  epoch start), so an interrupted run continues as if it never stopped.
+  epoch start), so an interrupted run continues as if it never stopped; its
+  dvclive log starts with the rows the interrupted run had logged.
 
 A task's ``build`` returns the model (on CPU, initialised from the seeded
 RNG), its DataLoader, and the loader's shuffle generator (or None);
@@ -134,10 +135,14 @@ def _flush(acc, run: _Run, live, name: str) -> None:
     run.history.append(row)
     run.values, run.pending = {}, {}
     if live is not None:
-        for k, v in row.items():
-            if k not in ("epoch", "step") and v is not None:
-                live.log_metric(f"{name}/{k}", v)
-        live.next_step()
+        _log_row(live, row, name)
+
+
+def _log_row(live, row: dict[str, Any], name: str) -> None:
+    for k, v in row.items():
+        if k not in ("epoch", "step") and v is not None:
+            live.log_metric(f"{name}/{k}", v)
+    live.next_step()
 
 
 def _save(acc, directory: Path, fp: str, model, opt, sched, run: _Run) -> None:
@@ -228,6 +233,9 @@ def fit(
     ckpt = (Path(checkpoint_dir), fingerprint) if checkpoint_dir is not None else None
     state = load_train_state(ckpt[0], fingerprint, acc.unwrap_model(model).state_dict()) if ckpt else None
     run = _restore(acc, state, model, opt, sched) if state else _Run()
+    if live is not None:  # a resumed run's log starts with the rows the killed one had logged
+        for row in run.history:
+            _log_row(live, row, cfg.name)
     steps_total = math.ceil(len(loader) / acc.gradient_accumulation_steps) * cfg.epochs
     bar = tqdm(total=steps_total, initial=run.step, desc=cfg.name, unit="step",
                disable=not (progress and acc.is_main_process), mininterval=1.0)  # fmt: skip
