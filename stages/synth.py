@@ -28,9 +28,6 @@ def main(
     params: Path = typer.Option(Path("params.yaml")),
     metrics_dir: Path = typer.Option(Path("metrics")),
 ) -> None:
-    # Before torch loads MKL (here and in the render workers, which inherit it): its GEMMs (LBS,
-    # projection) then take one code path on every x86 CPU (README, "Reproducibility across machines").
-    os.environ.setdefault("MKL_CBWR", "COMPATIBLE")
     cfg = SynthParams.load(params)
     engine = WorkersParams.load(params).workers_config()  # where shards run; outputs do not depend on it
     from fairsplat.head.model import HeadModel

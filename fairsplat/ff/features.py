@@ -12,9 +12,9 @@ from collections.abc import Sequence
 import torch
 
 from fairsplat.ff.data import Frames
-from fairsplat.models.encoders import build_encoder
+from fairsplat.models.encoders import build_encoder, encoder_input
 from fairsplat.models.feature_store import FeatureStore, features_dir
-from fairsplat.models.generator import GeneratorConfig, encoder_input
+from fairsplat.models.generator import GeneratorConfig
 
 
 def warm_features(model: GeneratorConfig, frames: Frames, rows: Sequence[int] | None = None, threads: int = 0,

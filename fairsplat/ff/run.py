@@ -27,6 +27,7 @@ from fairsplat.ff.config import FFConfig
 from fairsplat.ff.data import Frames, load_frames, mix_identities
 from fairsplat.ff.evaluate import heldout_subjects, score_heldout
 from fairsplat.ff.features import warm_features
+from fairsplat.ff.loop_config import loop_config, lpips_ready
 from fairsplat.ff.task import FFTask, watch_pairs
 from fairsplat.labels import FITZPATRICK
 from fairsplat.models.feature_store import attach_store
@@ -35,8 +36,6 @@ from fairsplat.models.lam import ConstantAvatar
 from fairsplat.train import loop
 from fairsplat.train.accel import build_accelerator, seed_everything
 from fairsplat.train.jobs import run_jobs, to_arrays, to_tensors
-from fairsplat.train.loop import Every, LoopConfig
-from fairsplat.train.optim import OptimConfig
 
 BALANCED = {t: 1.0 for t in FITZPATRICK}
 
@@ -76,24 +75,6 @@ class FFResult:
     skipped_subjects: list[str]  # held-out subjects with too few crops to score
     histories: dict[str, list[dict]]
     info: dict
-
-
-def loop_config(cfg: FFConfig, name: str = "train_ff") -> LoopConfig:
-    """LAM's optimiser and schedule on the skeleton: AdamW (0.9, 0.95), warm-up + cosine, clipping."""
-    return LoopConfig(
-        name=name, epochs=1, schedule="cosine", warmup_steps=cfg.warmup, grad_clip=cfg.grad_clip,
-        grad_checkpointing=cfg.grad_checkpointing,
-        optim=OptimConfig(lr=cfg.lr, weight_decay=cfg.weight_decay, betas=cfg.betas, decay_norms_and_biases=False),
-        log=Every(cfg.log_every, "step"), eval=Every(cfg.eval_every, "step"), checkpoint=Every(cfg.checkpoint_every, "step"),
-    )  # fmt: skip
-
-
-def lpips_ready(net: str) -> tuple[bool, str | None]:
-    """Whether the real LPIPS weights are here; else the reason, recorded in the metrics."""
-    from fairsplat.weights import available
-
-    name = f"lpips_{net}"
-    return (True, None) if available(name) else (False, f"{name} weights absent (python -m fairsplat.weights fetch)")
 
 
 def train_generator(cfg: FFConfig, frames: Frames, subjects: list[str], binding: AvatarBinding, acc, live=None,

@@ -138,6 +138,14 @@ class Vgg16Encoder(nn.Module):
         return self.fusion(levels)
 
 
+def encoder_input(x: Tensor, side: int) -> Tensor:  # [N, 3, H, W] -> [N, 3, side, side]
+    """The encoder's view of the sources (LAM encodes at 504 px and renders at 512); a feature store
+    keys its entries on exactly this tensor."""
+    if x.shape[-1] != side or x.shape[-2] != side:
+        x = torch.nn.functional.interpolate(x, size=(side, side), mode="bilinear", antialias=True, align_corners=False)
+    return x
+
+
 ENCODERS: dict[str, type[nn.Module]] = {"dinov2": Dinov2Encoder, "vgg16": Vgg16Encoder}
 
 

@@ -23,7 +23,7 @@ import torch
 from torch import Tensor, nn
 
 from fairsplat.avatar.binding import BindingSpec
-from fairsplat.models.encoders import EncoderConfig, build_encoder
+from fairsplat.models.encoders import EncoderConfig, build_encoder, encoder_input
 from fairsplat.models.lam import Attributes, DecoderConfig, GaussianHeads, HeadsConfig, PointDecoder
 
 
@@ -43,14 +43,6 @@ class GeneratorConfig:
         enc = {**d["encoder"], "levels": tuple(d["encoder"]["levels"])}
         return cls(EncoderConfig(**enc), DecoderConfig(**d["decoder"]), HeadsConfig(**d["heads"]),
                    BindingSpec(**d["binding"]))  # fmt: skip
-
-
-def encoder_input(x: Tensor, side: int) -> Tensor:  # [N, 3, H, W] -> [N, 3, side, side]
-    """The encoder's view of the sources (LAM encodes at 504 px and renders at 512); a feature store
-    keys its entries on exactly this tensor."""
-    if x.shape[-1] != side or x.shape[-2] != side:
-        x = torch.nn.functional.interpolate(x, size=(side, side), mode="bilinear", antialias=True, align_corners=False)
-    return x
 
 
 class Generator(nn.Module):

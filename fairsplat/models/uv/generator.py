@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from fairsplat.avatar.binding import BindingSpec
-from fairsplat.models.encoders import EncoderConfig, build_encoder
+from fairsplat.models.encoders import EncoderConfig, build_encoder, encoder_input
 from fairsplat.models.lam import Attributes, HeadsConfig, activate
 from fairsplat.models.uv.ops import HARMONIC_DIM, ModConv2d, gather_uv, harmonic, uv_warp
 
@@ -186,8 +186,6 @@ class UVGenerator(nn.Module):
 
     def uv_features(self, images: Tensor, ctx: dict[str, Tensor]) -> Tensor:  # [B, K, 3, S, S] -> [B, 32, R, R]
         b, k, _, size, _ = images.shape
-        from fairsplat.models.generator import encoder_input  # the LAM path's resize: the feature store's keys
-
         tokens = self.encoder(encoder_input(images.flatten(0, 1), self.cfg.encoder.image_size))  # [B*K, M, C]
         dense, cls = self.dpt(tokens, tuple(self.encoder.grid))
         r = self.cfg.binding.resolution
