@@ -51,8 +51,9 @@ from fairsplat.testing.pipeline import subprocess_env
 
 TRAINERS = ("train_parser", "train_ff", "lora", "refine", "train_enhancer")
 """Stages that resume from ``.checkpoints/<stage>`` (the rest re-run from scratch)."""
-VOLATILE = re.compile(r"seconds|_per_s$|fps|(^|_)ms($|_)|^wall|resumed|^timestamp$")
-"""Keys (JSON, dvclive) and columns (Parquet, TSV) that time the run or say it resumed: never compared."""
+VOLATILE = re.compile(r"seconds|_per_s$|fps|(^|_)ms($|_)|^wall|resumed|^timestamp$|^features_computed$")
+"""Keys (JSON, dvclive) and columns (Parquet, TSV) that time the run, say it resumed, or count what the feature
+store (fairsplat/models/feature_store.py) had to compute because an earlier run had not: never compared."""
 TRAIN_TOL = {"rtol": 1e-5, "atol": 1e-6}
 """Tensors and numbers of a resumed trainer against the uninterrupted run."""
 SKIP = ("fairsplat", "stages", "viewer", ".dvc")
