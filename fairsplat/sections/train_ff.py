@@ -119,11 +119,12 @@ class TrainFFParams(TrainerParams):
     (seed 003, train_ff.uv). lam stays the default: at equal CPU time (both with the dinov2 encoder) it scored 21.37 dB held-out masked PSNR against
     the UV generator's 19.56 (full two-phase schedule) and 20.82 (best ablation row) (bench/README.md "UV generator")."""
     uv: UVParams = UVParams()
-    encoder: Literal["dinov2", "vgg16"] = "vgg16"
-    """Image encoder (fairsplat/models/encoders.py). vgg16: the ImageNet VGG16 trunk from the weights registry,
-    frozen; dinov2: transformers' Dinov2Model, small random-init config trained with the decoder. Chosen by
-    held-out quality at the default size (same data, steps, seed): vgg16 masked PSNR 23.08 vs 22.80 dB, SSIM
-    0.740 vs 0.732, LPIPS 0.112 vs 0.124 (README "Generator")."""
+    encoder: Literal["dinov2", "vgg16"] = "dinov2"
+    """Image encoder (fairsplat/models/encoders.py). dinov2: transformers' Dinov2Model, small random-init config
+    trained with the decoder; vgg16: the ImageNet VGG16 trunk from the weights registry, frozen. vgg16 scores
+    better held out (masked PSNR 23.06 vs 22.80 dB, SSIM 0.740 vs 0.732, LPIPS 0.111 vs 0.124) but, even with
+    the feature store, makes the stage 712 s against its 480 s budget (its 16 x 16 tokens cost the decoder's
+    cross-attention 4x dinov2's 8 x 8), so the default stays dinov2 (README "Generator")."""
     feature_store: bool = True
     """Keep a frozen trunk's levels per crop in .cache/features (fairsplat/models/feature_store.py): computed
     once, with every thread, instead of in each trainer's every step (VGG16 is ~0.17 s a 128 px crop on one
