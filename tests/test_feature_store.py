@@ -111,3 +111,18 @@ def test_warm_features_then_generator_reads_everything_from_the_store(tmp_path, 
     src = (images.float() / 255).view(2, 2, 3, 48, 48)  # [B, K, 3, H, W] as gather() builds it
     gen(src, torch.rand(2, 64, 3))
     assert gen.encoder.store.computed == 0
+
+
+@pytest.mark.parametrize(("name", "train", "stores"), [("vgg16", "auto", True), ("vgg16", "no", True),
+                                                       ("vgg16", "yes", False), ("dinov2", "auto", False)])  # fmt: skip
+def test_the_config_says_whether_a_store_applies_as_the_built_encoder_does(name, train, stores, tmp_path):
+    """Stages ask the config first (lora skips loading every crop); it must agree with the module they build."""
+    from fairsplat.ff.features import warm_features
+    from fairsplat.models.encoders import EncoderConfig, build_encoder
+    from fairsplat.models.generator import GeneratorConfig
+
+    cfg = EncoderConfig(name, image_size=32, dim=8, hidden=16, layers=2, heads=2, levels=(0, 1), grid=4, train=train)
+    assert cfg.stores_features() is stores
+    assert bool(stored_encoders(build_encoder(cfg))) is stores
+    if not stores:  # no crop is touched: frames=None would fail on any access
+        assert warm_features(GeneratorConfig(cfg), None, progress=False) == {"feature_store": False}

@@ -24,9 +24,9 @@ def warm_features(model: GeneratorConfig, frames: Frames, rows: Sequence[int] | 
     Returns what the metrics record: whether a store is used, how many crops it computed now
     (0 when an earlier stage or run already did) and how many it holds for this stage.
     """
-    enc = build_encoder(model.encoder)
-    if not getattr(enc, "frozen_trunk", False):
+    if not model.encoder.stores_features():
         return {"feature_store": False}
+    enc = build_encoder(model.encoder)
     store = FeatureStore(features_dir(), enc.signature())
     images = frames.images if rows is None else frames.images[torch.as_tensor(list(rows), dtype=torch.long)]
     side = model.encoder.image_size

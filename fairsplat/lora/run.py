@@ -116,7 +116,8 @@ def run_lora(cfg: LoraRunConfig, model_dir: Path, head: Path, curated: Path, tra
                        f"{fingerprint}:{n}") for n in names]  # fmt: skip
     t = cfg.train
     store = {"feature_store": False}
-    if t.feature_store:  # normally every crop is stored already, by train_ff
+    if t.feature_store and GeneratorConfig.from_json(_meta(model_dir)).encoder.stores_features():
+        # normally every crop is stored already, by train_ff
         every = load_frames(curated, tracks, [t.train_split, t.watch_split, *t.eval_splits])
         store = warm_features(GeneratorConfig.from_json(_meta(model_dir)), every, threads=cfg.workers * max(1, t.threads))
         del every

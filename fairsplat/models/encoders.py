@@ -42,6 +42,13 @@ class EncoderConfig:
     def trainable(self, pretrained: bool) -> bool:
         return {"auto": not pretrained, "yes": True, "no": False}[self.train]
 
+    def stores_features(self) -> bool:
+        """Whether this encoder has a frozen trunk whose levels a FeatureStore can hold.
+
+        Known from the config alone, so a stage can skip loading every crop when there is nothing to store.
+        """
+        return self.name == "vgg16" and not self.trainable(pretrained=True)
+
 
 class LevelFusion(nn.Module):
     """LAM's fusion: 1x1 conv per level, concatenate, 1x1 conv to ``dim``."""
