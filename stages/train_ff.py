@@ -46,6 +46,7 @@ def main(
     from fairsplat.io import atomic_dir
     from fairsplat.io.checkpoint import file_digest, fingerprint, save_weights
     from fairsplat.io.metrics import write_metrics
+    from fairsplat.train.jobs import torch_threads
 
     if section.threads:
         torch.set_num_threads(section.threads)
@@ -60,7 +61,8 @@ def main(
                 save_weights(tmp / "reference_balanced", res.models["balanced"].state_dict(), {**meta, "type_mix": BALANCED})
             live = Live(dir=str(plot_tmp), dvcyaml=False, save_dvc_exp=False, report=None)
             log_histories(live, res.histories)
-            write_grids(res.models, res.baseline, res.frames, res.binding, res.rows, plot_tmp, cfg.size, cfg.backend)
+            with torch_threads(section.workers * max(1, section.threads) if acc.num_processes == 1 else 0):
+                write_grids(res.models, res.baseline, res.frames, res.binding, res.rows, plot_tmp, cfg.size, cfg.backend)
         m = metrics(res.rows, cfg.eval_ks, res.info, res.frames, res.subjects, res.skipped_subjects)
         write_metrics("train_ff", m, root=metrics_dir)
         shutil.rmtree(checkpoints, ignore_errors=True)  # the outputs are written: the run is complete

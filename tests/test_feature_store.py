@@ -126,3 +126,17 @@ def test_the_config_says_whether_a_store_applies_as_the_built_encoder_does(name,
     assert bool(stored_encoders(build_encoder(cfg))) is stores
     if not stores:  # no crop is touched: frames=None would fail on any access
         assert warm_features(GeneratorConfig(cfg), None, progress=False) == {"feature_store": False}
+
+
+def test_encoded_rows_are_every_training_crop_and_the_first_crops_of_held_out_subjects():
+    from fairsplat.ff.data import Frames
+    from fairsplat.ff.features import encoded_rows
+
+    split = ["train"] * 4 + ["val"] * 3 + ["test"] * 3 + ["other"]
+    subject = list("aabbcccddde")
+    frames = Frames(ids=[str(i) for i in range(11)], subject=subject, split=split, fitzpatrick=["I"] * 11,
+                    images=torch.zeros(11, 3, 4, 4, dtype=torch.uint8), alpha=torch.zeros(11, 1, 4, 4, dtype=torch.uint8),
+                    skin=None, track={})  # fmt: skip
+    slow = [i for i in range(11) if split[i] == "train"]  # by hand: c's and d's first two crops; e's split is unused
+    slow += [i for s in "cd" for i in [j for j in range(11) if subject[j] == s][:2]]
+    assert encoded_rows(frames, "train", ["val", "test"], 2) == sorted(slow) == [0, 1, 2, 3, 4, 5, 7, 8]

@@ -199,3 +199,19 @@ def test_bf16_autocast_trains_fp32_weights_on_cpu():
     res = _fit(task, LoopConfig(name="toy", epochs=3, optim=OptimConfig(lr=0.05)), mixed_precision="bf16")
     assert seen and set(seen) == {torch.bfloat16} and res.model.a.weight.dtype == torch.float32
     assert res.history[-1]["loss"] < res.history[0]["loss"]
+
+
+def test_torch_threads_sets_the_count_for_the_block_and_restores_it_even_on_error():
+    import torch
+
+    from fairsplat.train.jobs import torch_threads
+
+    before = torch.get_num_threads()
+    with torch_threads(before + 1):
+        assert torch.get_num_threads() == before + 1
+    assert torch.get_num_threads() == before
+    with torch_threads(0):  # 0: leave the count alone
+        assert torch.get_num_threads() == before
+    with pytest.raises(RuntimeError), torch_threads(before + 1):
+        raise RuntimeError
+    assert torch.get_num_threads() == before

@@ -15,6 +15,7 @@ from fairsplat.ff.data import Frames
 from fairsplat.models.encoders import build_encoder, encoder_input
 from fairsplat.models.feature_store import FeatureStore, features_dir
 from fairsplat.models.generator import GeneratorConfig
+from fairsplat.train.jobs import torch_threads
 
 
 def warm_features(model: GeneratorConfig, frames: Frames, rows: Sequence[int] | None = None, threads: int = 0,
@@ -30,11 +31,14 @@ def warm_features(model: GeneratorConfig, frames: Frames, rows: Sequence[int] | 
     store = FeatureStore(features_dir(), enc.signature())
     images = frames.images if rows is None else frames.images[torch.as_tensor(list(rows), dtype=torch.long)]
     side = model.encoder.image_size
-    before = torch.get_num_threads()
-    if threads > 0:
-        torch.set_num_threads(threads)
-    try:
+    with torch_threads(threads):
         computed = store.warm(images, enc.trunk_levels, lambda x: encoder_input(x, side), batch, progress)
-    finally:
-        torch.set_num_threads(before)
     return {"feature_store": True, "features_computed": computed, "features_crops": len(images)}
+
+
+def encoded_rows(frames: Frames, train_split: str, heldout_splits: Sequence[str], first: int) -> list[int]:
+    """The crops a generator stage feeds its encoder: any crop of a training subject can be a source; a
+    held-out (watch, eval) subject's sources are its first ``first`` crops, its other crops only targets."""
+    rows = [r for rows in frames.by_subject([train_split]).values() for r in rows]
+    rows += [r for rows in frames.by_subject(list(heldout_splits)).values() for r in rows[:first]]
+    return sorted(set(rows))

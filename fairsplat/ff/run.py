@@ -26,7 +26,7 @@ from fairsplat.avatar.binding import AvatarBinding
 from fairsplat.ff.config import FFConfig
 from fairsplat.ff.data import Frames, load_frames, mix_identities
 from fairsplat.ff.evaluate import heldout_subjects, score_heldout
-from fairsplat.ff.features import warm_features
+from fairsplat.ff.features import encoded_rows, warm_features
 from fairsplat.ff.loop_config import loop_config, lpips_ready
 from fairsplat.ff.task import FFTask, watch_pairs
 from fairsplat.labels import FITZPATRICK
@@ -35,7 +35,7 @@ from fairsplat.models.generator import build_generator
 from fairsplat.models.lam import ConstantAvatar
 from fairsplat.train import loop
 from fairsplat.train.accel import build_accelerator, seed_everything
-from fairsplat.train.jobs import run_jobs, to_arrays, to_tensors
+from fairsplat.train.jobs import run_jobs, to_arrays, to_tensors, torch_threads
 
 BALANCED = {t: 1.0 for t in FITZPATRICK}
 
@@ -135,7 +135,8 @@ def run_train_ff(cfg: FFConfig, head_path: Path, curated: Path, tracks: Path, ac
     t0 = time.perf_counter()
     store = {"feature_store": False}
     if cfg.feature_store and acc.is_main_process:  # every crop's frozen-trunk levels once, with every thread
-        store = warm_features(cfg.model, frames, threads=cfg.workers * max(1, cfg.threads), progress=progress)
+        rows = encoded_rows(frames, cfg.train_split, [cfg.watch_split, *cfg.eval_splits], max(cfg.max_k, *cfg.eval_ks))
+        store = warm_features(cfg.model, frames, rows, threads=cfg.workers * max(1, cfg.threads), progress=progress)
     acc.wait_for_everyone()
     features_s, t0 = time.perf_counter() - t0, time.perf_counter()
     if acc.num_processes == 1:  # side by side, a process each
@@ -152,12 +153,13 @@ def run_train_ff(cfg: FFConfig, head_path: Path, curated: Path, tracks: Path, ac
         if cfg.feature_store:
             attach_store(models[r.name])
     subjects = {r.name: r.subjects for r in results}
-    baseline = fit_baseline(cfg, frames, subjects["ff"], binding, acc, progress).model.eval()
     held, short = heldout_subjects(frames, cfg.eval_splits, cfg.eval_ks)
     rows = []
-    if acc.is_main_process:
-        for name, net in [*models.items(), ("baseline", baseline)]:
-            rows += score_heldout(net, frames, binding, held, cfg.eval_ks, cfg.size, cfg.backend, name)
+    with torch_threads(cfg.workers * max(1, cfg.threads) if acc.num_processes == 1 else 0):  # the workers are done
+        baseline = fit_baseline(cfg, frames, subjects["ff"], binding, acc, progress).model.eval()
+        if acc.is_main_process:
+            for name, net in [*models.items(), ("baseline", baseline)]:
+                rows += score_heldout(net, frames, binding, held, cfg.eval_ks, cfg.size, cfg.backend, name)
     lp_ok, lp_reason = lpips_ready(cfg.loss.lpips_net)
     ff = next(r for r in results if r.name == "ff")
     info = {"train_seconds": round(train_s, 1), "features_seconds": round(features_s, 1), **store,

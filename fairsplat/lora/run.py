@@ -22,7 +22,7 @@ from fairsplat.avatar.binding import AvatarBinding
 from fairsplat.ff.config import FFConfig
 from fairsplat.ff.data import load_frames, mix_identities
 from fairsplat.ff.evaluate import heldout_subjects, score_heldout
-from fairsplat.ff.features import warm_features
+from fairsplat.ff.features import encoded_rows, warm_features
 from fairsplat.ff.loop_config import loop_config, lpips_ready
 from fairsplat.ff.run import BALANCED
 from fairsplat.ff.task import FFTask, watch_pairs
@@ -31,7 +31,7 @@ from fairsplat.models.feature_store import attach_store
 from fairsplat.models.generator import GeneratorConfig, load_generator
 from fairsplat.train import loop
 from fairsplat.train.accel import build_accelerator, seed_everything
-from fairsplat.train.jobs import run_jobs, to_arrays, to_tensors
+from fairsplat.train.jobs import run_jobs, to_arrays, to_tensors, torch_threads
 
 RUNS = ("lora", "fullft")
 
@@ -119,7 +119,9 @@ def run_lora(cfg: LoraRunConfig, model_dir: Path, head: Path, curated: Path, tra
     if t.feature_store and GeneratorConfig.from_json(_meta(model_dir)).encoder.stores_features():
         # normally every crop is stored already, by train_ff
         every = load_frames(curated, tracks, [t.train_split, t.watch_split, *t.eval_splits])
-        store = warm_features(GeneratorConfig.from_json(_meta(model_dir)), every, threads=cfg.workers * max(1, t.threads))
+        rows = encoded_rows(every, t.train_split, [t.watch_split, *t.eval_splits], max(t.max_k, *t.eval_ks))
+        store = warm_features(GeneratorConfig.from_json(_meta(model_dir)), every, rows,
+                              threads=cfg.workers * max(1, t.threads))  # fmt: skip
         del every
     t0 = time.perf_counter()
     results = {r["name"]: r for r in run_jobs(train_run, jobs, cfg.workers, threads=max(1, cfg.train.threads))}
@@ -136,8 +138,9 @@ def run_lora(cfg: LoraRunConfig, model_dir: Path, head: Path, curated: Path, tra
     binding = AvatarBinding(HeadModel.load(head), GeneratorConfig.from_json(_meta(model_dir)).binding)
     held, short = heldout_subjects(frames, t.eval_splits, t.eval_ks)
     rows = []
-    for name, net in models.items():
-        rows += score_heldout(net, frames, binding, held, t.eval_ks, t.size, t.backend, name)
+    with torch_threads(cfg.workers * max(1, t.threads)):  # the trainers are done: score with every core
+        for name, net in models.items():
+            rows += score_heldout(net, frames, binding, held, t.eval_ks, t.size, t.backend, name)
     return {"models": models, "results": results, "rows": rows, "frames": frames, "unscored": short,
             "train_seconds": round(train_s, 1), "store": store, "type_mix": _meta(model_dir).get("type_mix")}  # fmt: skip
 

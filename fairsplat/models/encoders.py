@@ -123,15 +123,16 @@ class Vgg16Encoder(nn.Module):
         from fairsplat.models.feature_store import STORE_VERSION
         from fairsplat.weights.store import entry
 
-        return f"vgg16:{entry('lpips_vgg').sha256}:{VGG_LEVELS}:{self.grid}:bilinear-aa:fp16:v{STORE_VERSION}"
+        return f"vgg16:{entry('lpips_vgg').sha256}:{VGG_LEVELS}:{self.grid}:nhwc:bilinear-aa:fp16:v{STORE_VERSION}"
 
     def trunk_levels(self, images: Tensor) -> list[Tensor]:  # [B, 3, H, W] -> per level [B, C_i, grid, grid]
-        x = (images - self.mean) / self.std
+        # NHWC: oneDNN's convolutions run ~1.3-1.5x faster on this CPU than on NCHW input (bench/README "Generator")
+        x = ((images - self.mean) / self.std).contiguous(memory_format=torch.channels_last)
         levels = []
         for i, layer in enumerate(self.trunk):
             x = layer(x)
             if i in VGG_LEVELS:
-                levels.append(F.interpolate(x, size=self.grid, mode="bilinear", align_corners=False, antialias=True))
+                levels.append(F.interpolate(x, size=self.grid, mode="bilinear", align_corners=False, antialias=True).contiguous())
         return [lv.half().float() for lv in levels] if self.frozen_trunk else levels
 
     def forward(self, images: Tensor) -> Tensor:  # [B, 3, H, W] in [0, 1] -> [B, grid^2, dim]

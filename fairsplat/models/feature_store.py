@@ -25,7 +25,7 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
-STORE_VERSION = 1
+STORE_VERSION = 2  # 2: NHWC convolutions (other rounding than v1's NCHW)
 """Bump when a trunk's computation changes in a way its signature does not show."""
 ENV_DIR = "FAIRSPLAT_FEATURES_DIR"
 

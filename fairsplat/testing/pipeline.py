@@ -59,7 +59,7 @@ MICRO: dict[str, dict] = {
     "train_parser": {"size": 64, "epochs": 1, "batch-size": 4, "eval-every": 1, "checkpoint-every": 1},
     "degrade": {"k": 1, "workers": 1},
     "track": {"iters": 3, "batch-size": 8, "plot-samples": 2},
-    "train_ff": {"size": 64, "encoder-dim": 16, "encoder-hidden": 16, "encoder-layers": 2, "encoder-heads": 2,
+    "train_ff": {"size": 64, "encoder-size": None, "encoder-dim": 16, "encoder-hidden": 16, "encoder-layers": 2, "encoder-heads": 2,
                  "encoder-levels": [0, 1], "width": 16, "blocks": 1, "heads": 2, "max-points": 128, "head-hidden": 16,
                  "steps": 2, "batch-size": 2, "baseline-steps": 2, "eval-ks": [1], "eval-every": 1,
                  "checkpoint-every": 1, "log-every": 1, "threads": 1},

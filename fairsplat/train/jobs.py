@@ -21,8 +21,9 @@ worker that made them exits.
 from __future__ import annotations
 
 import multiprocessing as mp
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
+from contextlib import contextmanager
 from typing import TypeVar
 
 J = TypeVar("J")
@@ -46,6 +47,24 @@ def run_jobs(fn: Callable[[J], R], jobs: Sequence[J], workers: int, threads: int
     ctx = mp.get_context("spawn")
     with ProcessPoolExecutor(min(workers, len(jobs)), mp_context=ctx, initializer=_init, initargs=(threads,)) as pool:
         return list(pool.map(fn, jobs))
+
+
+@contextmanager
+def torch_threads(n: int) -> Iterator[None]:
+    """A block run with ``n`` torch threads, the count restored after (``n <= 0``: unchanged).
+
+    Why: a stage whose trainers ran one thread per process (above) is alone on the machine once they are
+    done; its main process then scores, fits and plots with every core instead of one.
+    """
+    import torch
+
+    before = torch.get_num_threads()
+    if n > 0:
+        torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def to_arrays(state: dict) -> dict:
