@@ -68,18 +68,17 @@ Source = Callable[[Inputs, EnhanceConfig], Iterator[RenderBatch]]
 @torch.no_grad()
 def ff_renders(inputs: Inputs, cfg: EnhanceConfig) -> Iterator[RenderBatch]:
     """The generator's avatars of held-out subjects, rendered at their later crops (module docstring)."""
-    from fairsplat.avatar.binding import AvatarBinding
     from fairsplat.ff.data import gather, load_frames
     from fairsplat.ff.evaluate import heldout_subjects
+    from fairsplat.ff.generate import generate, generator_binding, source_images, source_tracks
     from fairsplat.ff.render import render_targets
     from fairsplat.head.model import HeadModel
-    from fairsplat.models.generator import GeneratorConfig, load_generator
-    from fairsplat.models.lam import Attributes
+    from fairsplat.models.generator import load_generator
 
     if inputs.ff is None:
         raise ValueError("enhance.sources has ff but no generator directory was given (--ff models/ff)")
     model, meta = load_generator(inputs.ff)
-    binding = AvatarBinding(HeadModel.load(inputs.head), GeneratorConfig.from_json(meta).binding)
+    binding = generator_binding(meta, HeadModel.load(inputs.head))
     frames = load_frames(inputs.curated, inputs.tracks, list(cfg.splits))
     held, _ = heldout_subjects(frames, list(cfg.splits), [max(cfg.k, cfg.skip)])
     size = int(meta.get("size", frames.images.shape[-1]))
@@ -89,8 +88,10 @@ def ff_renders(inputs: Inputs, cfg: EnhanceConfig) -> Iterator[RenderBatch]:
         if not targets:
             continue
         batch = gather(frames, [rows[: cfg.k]] * len(targets), targets)
-        attrs = model(batch["sources"][:1], binding.canonical(batch["shape"][:1]))
-        attrs = Attributes(*(t.expand(len(targets), *t.shape[1:]) for t in attrs))
+        # one subject's avatar at every target (the UV generator decodes it per target view and expression,
+        # as train_ff's held-out protocol does); [T, G, ...]
+        attrs = generate(model, binding, source_images(frames, rows[: cfg.k]), source_tracks(frames, rows[: cfg.k]),
+                         {c: batch[f"target_{c}"] for c in ("expr", "pose", "transl", "viewmat", "K")})  # fmt: skip
         rgb, alpha, skin = render_targets(binding, attrs, batch, size, cfg.backend, with_skin=True)
         target_skin = None if frames.skin is None else frames.skin[torch.as_tensor(targets)] > 127
         yield RenderBatch("ff", s, frames.subject_type(s), [frames.ids[t] for t in targets], rgb.clamp(0, 1),
