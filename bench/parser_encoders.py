@@ -117,15 +117,23 @@ def scores(model, items, batch_size: int) -> dict:
             "worst_miou": per.get(worst) if worst else None}  # fmt: skip
 
 
-def _sets(curated: Path, hard: Path | None, eval_splits) -> dict[str, list]:
+def _sets(curated: Path, hard: Path | None, eval_splits, every: int = 1) -> dict[str, list]:
+    """The held-out crops (curate's eval splits) and the hard-light crops, every ``every``-th in
+    manifest order (9 crops an identity, in order: every 3rd keeps every identity, 3 crops each)."""
     from fairsplat.parse.data import read_items
-    from fairsplat.parse.train import split_items  # noqa: F401  (the split rule scored here is train_parser's)
 
     held = [it for it in read_items(curated) if it.mask is not None and it.split in eval_splits]
-    out = {"default": held}
+    out = {"default": held[::every]}
     if hard is not None:
-        out["hard"] = [it for it in read_items(hard) if it.mask is not None]
+        out["hard"] = [it for it in read_items(hard) if it.mask is not None][::every]
     return out
+
+
+def thin_train(items: list, train_splits, every: int) -> list:
+    """A smaller budget: every ``every``-th train crop (manifest order: every identity keeps some),
+    the other splits untouched."""
+    train = [it for it in items if it.split in train_splits][::every]
+    return train + [it for it in items if it.split not in train_splits]
 
 
 def train(args) -> None:
@@ -138,17 +146,18 @@ def train(args) -> None:
     cfg = params_for(args.variant, args.params, args.epochs)
     tc = cfg.train_config()
     torch.set_num_threads(max(cfg.threads, 1))
-    items = read_items(args.curated)
+    items = thin_train(read_items(args.curated), tc.train_splits, args.train_every)
     model, result = fit(items, tc, progress=True)  # tqdm on stderr: the run is long on a shared CPU
     m = result["metrics"]
     steps = m["epochs"] * -(-m["train_images"] // tc.batch_size)
     row = {"variant": args.variant, "encoder": cfg.encoder, "init": m.get("encoder_init", "random"),
-           "illuminant": cfg.illuminant, "blur": cfg.blur, "epochs": cfg.epochs, "steps": steps,
+           "illuminant": cfg.illuminant, "blur": cfg.blur, "epochs": cfg.epochs, "train_crops": m["train_images"],
+           "steps": steps, "score_every": args.score_every,
            "train_seconds": m["train_seconds"], "s_per_step_in_run": round(m["train_seconds"] / steps, 3),
            "load1_end": round(os.getloadavg()[0], 2), "final_loss": m["final_loss"]}  # fmt: skip
-    for name, its in _sets(Path(args.curated), args.hard, tc.eval_splits).items():
+    for name, its in _sets(Path(args.curated), args.hard, tc.eval_splits, args.score_every).items():
         row[name] = scores(model, its, tc.batch_size)
-    _write(Path(args.out) / f"{args.variant}_e{cfg.epochs}.json", row)
+    _write(Path(args.out) / f"{args.variant}_{steps}steps.json", row)
 
 
 def score(args) -> None:
@@ -160,10 +169,11 @@ def score(args) -> None:
     tr = model.cfg.training
     eval_splits = tuple(TrainParserParams.load(args.params).eval_splits)
     row = {"variant": f"model:{args.model}", "encoder": model.cfg.encoder, "init": tr.get("encoder_init", "random"),
-           "epochs": tr.get("epochs"), "steps": None, "train_seconds": None}  # fmt: skip
-    for name, its in _sets(Path(args.curated), args.hard, eval_splits).items():
+           "epochs": tr.get("epochs"), "train_crops": tr.get("train_images"), "steps": None, "train_seconds": tr.get("train_seconds"),
+           "score_every": args.score_every}  # fmt: skip
+    for name, its in _sets(Path(args.curated), args.hard, eval_splits, args.score_every).items():
         row[name] = scores(model, its, 16)
-    _write(Path(args.out) / f"model_{Path(args.model).name}.json", row)
+    _write(Path(args.out) / f"model_{Path(args.model).name}_every{args.score_every}.json", row)
 
 
 def speed(args) -> None:
@@ -183,34 +193,60 @@ def speed(args) -> None:
         model, loader, _ = task.build(None)
         opt = torch.optim.AdamW(model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
         runs[v] = (task, model.train(), opt, iter(loader))
-    times: dict[str, list[float]] = {v: [] for v in runs}
+    # wall seconds, and CPU seconds of this one-thread process (time.process_time): on a machine whose
+    # other jobs take the cores (or pause this one), wall time measures them; CPU time measures the step
+    wall: dict[str, list[float]] = {v: [] for v in runs}
+    cpu: dict[str, list[float]] = {v: [] for v in runs}
     for _ in range(args.steps + 1):  # the first step of each is warm-up (allocations), dropped
         for v, (task, model, opt, it) in runs.items():
             batch = next(it)
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             loss = task.train_step(model, batch)["loss"]
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
-            times[v].append(time.perf_counter() - t0)
-    base = statistics.median(times[args.variants[0]][1:])
-    for v, ts in times.items():
-        med = statistics.median(ts[1:])
-        print(json.dumps({"kind": "speed", "variant": v, "s_per_step": round(med, 3), "ratio": round(med / base, 2),
-                          "steps": args.steps, "all": [round(t, 2) for t in ts[1:]],
+            wall[v].append(time.perf_counter() - t0)
+            cpu[v].append(time.process_time() - c0)
+    base_w, base_c = (statistics.median(x[args.variants[0]][1:]) for x in (wall, cpu))
+    for v in runs:
+        w, c = statistics.median(wall[v][1:]), statistics.median(cpu[v][1:])
+        print(json.dumps({"kind": "speed", "variant": v, "steps": args.steps,
+                          "cpu_s_per_step": round(c, 3), "cpu_ratio": round(c / base_c, 2),
+                          "wall_s_per_step": round(w, 3), "wall_ratio": round(w / base_w, 2),
+                          "cpu_all": [round(t, 2) for t in cpu[v][1:]], "wall_all": [round(t, 2) for t in wall[v][1:]],
                           "load1": round(os.getloadavg()[0], 2)}), flush=True)  # fmt: skip
+
+
+def flops(args) -> None:
+    """Forward FLOPs per crop of each variant's network at train_parser.size (torch's FLOP counter:
+    convolutions and matmuls), beside the timed ratio. Prints JSON."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from fairsplat.models.parser import Parser
+
+    torch.set_num_threads(1)
+    for v in args.variants:
+        tc = params_for(v, args.params, None).train_config()
+        model = Parser(tc.model).eval()
+        with FlopCounterMode(display=False) as fc, torch.no_grad():
+            model(torch.rand(1, 3, tc.model.size, tc.model.size))
+        n = sum(p.numel() for p in model.parameters())
+        print(json.dumps({"kind": "flops", "variant": v, "gflops_fwd_per_crop": round(fc.get_total_flops() / 1e9, 3),
+                          "params_m": round(n / 1e6, 2)}), flush=True)  # fmt: skip
 
 
 def table(args) -> None:
     """bench/README.md's table from the JSON files under ``runs``."""
     rows = [json.loads(p.read_text()) for p in sorted(Path(args.runs).glob("*.json"))]
-    print("| run | encoder | init | aug | steps | s/step (in run) | held-out mIoU | worst type | hard-light mIoU | worst type |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
+    print("| run | encoder | init | aug | train crops | steps | s/step (in run) | held-out mIoU | worst type | hard-light mIoU | worst type | crops scored |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         d, h = r.get("default", {}), r.get("hard", {})
         aug = "illuminant 0.5, blur 0.3" if r.get("illuminant") else "-"
-        print(f"| {r['variant']} | {r['encoder']} | {r['init']} | {aug} | {r.get('steps')} | {r.get('s_per_step_in_run', '-')} "
-              f"| {d.get('miou')} | {d.get('worst_type')} {d.get('worst_miou')} | {h.get('miou')} | {h.get('worst_type')} {h.get('worst_miou')} |")  # fmt: skip
+        print(f"| {r['variant']} | {r['encoder']} | {r['init']} | {aug} | {r.get('train_crops')} | {r.get('steps')} "
+              f"| {r.get('s_per_step_in_run', '-')} | {d.get('miou')} | {d.get('worst_type')} {d.get('worst_miou')} "
+              f"| {h.get('miou')} | {h.get('worst_type')} {h.get('worst_miou')} | {d.get('images')} + {h.get('images')} |")  # fmt: skip
 
 
 def _write(path: Path, row: dict) -> None:
@@ -232,19 +268,24 @@ def main(argv: list[str] | None = None) -> None:
     t = sub.add_parser("train")
     t.add_argument("variant", choices=sorted(VARIANTS))
     t.add_argument("--epochs", type=int, default=1)
+    t.add_argument("--train-every", type=int, default=1, help="train on every n-th train crop (a smaller budget)")
+    t.add_argument("--score-every", type=int, default=1, help="score every n-th held-out crop (cheaper scoring)")
     t.add_argument("--hard", type=Path, default=None, help="hard-set's curated dir")
     t.add_argument("--out", type=Path, required=True)
     s = sub.add_parser("score")
     s.add_argument("model", type=Path)
     s.add_argument("--hard", type=Path, default=None)
+    s.add_argument("--score-every", type=int, default=1)
     s.add_argument("--out", type=Path, required=True)
     p = sub.add_parser("speed")
     p.add_argument("--variants", nargs="+", default=["resnet18_random", "vgg16_imagenet"], choices=sorted(VARIANTS))
     p.add_argument("--steps", type=int, default=6)
+    f = sub.add_parser("flops")
+    f.add_argument("--variants", nargs="+", default=["resnet18_random", "vgg16_imagenet"], choices=sorted(VARIANTS))
     tb = sub.add_parser("table")
     tb.add_argument("runs", type=Path)
     args = ap.parse_args(argv)
-    {"hard-set": hard_set, "train": train, "score": score, "speed": speed, "table": table}[args.cmd](args)
+    {"hard-set": hard_set, "train": train, "score": score, "speed": speed, "flops": flops, "table": table}[args.cmd](args)
 
 
 if __name__ == "__main__":

@@ -9,7 +9,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from bench.parser_encoders import VARIANTS, heldout_subjects, main, params_for
+from bench.parser_encoders import VARIANTS, heldout_subjects, main, params_for, thin_train
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -35,10 +35,18 @@ def test_heldout_subjects_are_those_never_in_a_train_split(tmp_path):
 
 
 def test_table_prints_one_row_per_run(tmp_path, capsys):
-    run = {"variant": "vgg16_imagenet", "encoder": "vgg16", "init": "imagenet", "illuminant": 0.0, "steps": 105,
-           "s_per_step_in_run": 9.5, "default": {"miou": 0.8, "worst_type": "VI", "worst_miou": 0.78},
-           "hard": {"miou": 0.6, "worst_type": "I", "worst_miou": 0.5}}  # fmt: skip
+    run = {"variant": "vgg16_imagenet", "encoder": "vgg16", "init": "imagenet", "illuminant": 0.0, "train_crops": 840,
+           "steps": 53, "s_per_step_in_run": 9.5, "default": {"miou": 0.8, "worst_type": "VI", "worst_miou": 0.78, "images": 161},
+           "hard": {"miou": 0.6, "worst_type": "I", "worst_miou": 0.5, "images": 180}}  # fmt: skip
     (tmp_path / "a.json").write_text(json.dumps(run))
     main(["table", str(tmp_path)])
     lines = capsys.readouterr().out.strip().splitlines()
-    assert len(lines) == 3 and lines[2] == "| vgg16_imagenet | vgg16 | imagenet | - | 105 | 9.5 | 0.8 | VI 0.78 | 0.6 | I 0.5 |"
+    assert len(lines) == 3 and lines[2] == "| vgg16_imagenet | vgg16 | imagenet | - | 840 | 53 | 9.5 | 0.8 | VI 0.78 | 0.6 | I 0.5 | 161 + 180 |"
+
+
+def test_thin_train_keeps_every_nth_train_crop_and_all_held_out():
+    from types import SimpleNamespace as NS
+
+    items = [NS(split="train", i=i) for i in range(7)] + [NS(split="val", i=7), NS(split="test", i=8)]
+    assert [it.i for it in thin_train(items, ("train",), 2)] == [0, 2, 4, 6, 7, 8]
+    assert thin_train(items, ("train",), 1) == items
