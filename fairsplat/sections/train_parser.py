@@ -26,9 +26,9 @@ class TrainParserParams(Section):
 
     encoder: str = "resnet18"
     """smp/timm encoder name (``tu-<timm name>`` for any timm model). resnet18: small, fast on CPU.
-    ``vgg16`` (with ``encoder-weights: imagenet``) costs 6x its forward FLOPs at 128 px: by FLOPs, about an hour
-    at the default 420 steps against this stage's ~11 minutes; whether it parses better was not
-    measured (bench/parser_encoders.py, README "Parser encoder"), so the default stays on cost."""
+    ``vgg16`` (with ``encoder-weights: imagenet``) takes 4.5x its CPU time per step at 128 px (6x the
+    FLOPs): ~50 minutes at the default 420 steps against this stage's ~11; whether it parses better
+    was not measured (bench/parser_encoders.py, README "Parser encoder"), so the default stays on cost."""
 
     encoder_depth: int = Field(5, ge=3, le=5)
     """Encoder stages used (smp's default 5)."""
