@@ -166,7 +166,6 @@ def ablation(args) -> None:
 
 
 def spikes(args) -> None:
-    from fairsplat.avatar.avatar import Avatar as _Avatar
     from fairsplat.ff.data import load_frames
     from fairsplat.head.model import HeadModel
     from fairsplat.models.generator import GeneratorConfig, load_generator
@@ -183,7 +182,7 @@ def spikes(args) -> None:
     size, hi, lo = int(frames.images.shape[-1]), 2.0 * cfg.aspect.tau, 1.8 * cfg.aspect.tau
     pooled: dict[str, list[torch.Tensor]] = {"train": [], "heldout": []}
     for plan in plans:
-        avatar = _Avatar.load(root / "data/refined" / plan.subject, head, binding)
+        avatar = Avatar.load(root / "data/refined" / plan.subject, head, binding)
         row = {"subject": plan.subject, "type": plan.fitzpatrick}
         for name, rows in (("train", plan.train), ("heldout", plan.heldout)):
             r = log_ratios(avatar, views_of(frames, rows), size)  # [M] log λmax/λmin of drawn Gaussians
