@@ -5,6 +5,7 @@ Run:
     .venv/bin/python -m bench.refine speed --sizes 512 --lam             # + LAM-20K points (the GPU preset's count)
     .venv/bin/python -m bench.refine speed --device cuda --backend gsplat --sizes 512 --lam --iters 10000   # on a GPU
     .venv/bin/python -m bench.refine ablation --root /tmp/rdev --per-type 1 --types I VI --iterations 400
+    .venv/bin/python -m bench.refine spikes --root .                    # after a stage run: train vs held-out spikes
 
 ``speed``: the real loop (``fairsplat.refine.loop.refine``) on one avatar and four synthetic views, every
 anti-spike strategy active from iteration 0 (the steady state after seed 003's iteration 500: penalty
@@ -14,8 +15,14 @@ included), one image per iteration; prints its/s, ms/it, the cores other process
 ``ablation``: stage refine's own per-subject path (plan, FF init from the generator, refine, held-out
 scores, spike statistics over the held-out cameras) on a few test subjects, once per variant: full;
 no scale freeze; no clamp; no aspect penalty (adaptive TTO off in all, so every variant runs the same
-iterations). ``--root`` is a repo with ``assets/head``, ``data/curated``, ``data/tracks``, ``models/ff``.
-Prints one JSON row per (variant, subject), then a markdown table of the means.
+iterations; the subjects' plans are the stage's, so with ``adaptive-tto`` in params the watched crop stays out of
+training as in the stage). ``--root`` is a repo with ``assets/head``, ``data/curated``, ``data/tracks``, ``models/ff``.
+Prints one JSON row per (variant, subject), then a markdown table of the means. ``--clamp-min``/``--clamp-max``
+override ``refine.log-scale-clamp``'s bounds for every variant (what a tighter clamp changes).
+
+``spikes``: the refined avatars of a finished stage run (``<root>/data/refined``), their spike share in the
+cameras they were trained on against their held-out cameras, and the share sitting just under the bound
+(e^(1.8τ)..e^(2τ)): where the penalty's hinge leaves them, and how many a new pose tips over.
 """
 
 from __future__ import annotations
@@ -112,7 +119,11 @@ def ablation(args) -> None:
 
     root = Path(args.root)
     base = RefineParams.load(Path(ROOT) / "params.yaml").refine_config()
-    base = replace(base, iterations=args.iterations or base.iterations, subjects_per_type=args.per_type)
+    per_type = None if args.subjects else args.per_type  # named subjects: every subject is planned, then filtered
+    base = replace(base, iterations=args.iterations or base.iterations, subjects_per_type=per_type)
+    if args.clamp_min is not None or args.clamp_max is not None:
+        base = replace(base, clamp=replace(base.clamp, min=base.clamp.min if args.clamp_min is None else args.clamp_min,
+                                           max=base.clamp.max if args.clamp_max is None else args.clamp_max))  # fmt: skip
     if args.phase is not None:
         base = replace(base, scale_freeze=ScaleFreezeConfig(args.phase), clamp=replace(base.clamp, start=args.phase),
                        aspect=replace(base.aspect, start=args.phase))  # fmt: skip
@@ -121,8 +132,8 @@ def ablation(args) -> None:
     info = load_track_info(root / "data/tracks", base.max_track_nme)
     model, meta = load_generator(root / "models/ff")
     binding = AvatarBinding(head, GeneratorConfig.from_json(meta).binding)
-    plans, _ = plan_subjects(frames, info, replace(base, strategies=ANTI_SPIKE))
-    plans = [p for p in plans if not args.types or p.fitzpatrick in args.types]
+    plans, _ = plan_subjects(frames, info, base)  # the stage's plan: with adaptive-tto on, its watched crop stays out
+    plans = [p for p in plans if (not args.types or p.fitzpatrick in args.types) and (not args.subjects or p.subject in args.subjects)]
     size = int(frames.images.shape[-1])
     table: dict[str, list[dict]] = {}
     for variant, strategies in VARIANTS.items():
@@ -136,20 +147,53 @@ def ablation(args) -> None:
                    "ff_psnr_masked": round(mean(ff, "psnr_masked"), 3), "psnr_masked": round(mean(ref, "psnr_masked"), 3),
                    "psnr": round(mean(ref, "psnr"), 3), "spike_frac": res.info["spike_frac"],
                    "aspect_p99": res.info["aspect_p99"], "aspect_max": res.info["aspect_max"],
-                   "ff_spike_frac": res.info["ff_spike_frac"], "seconds": res.info["seconds"]}  # fmt: skip
+                   "ff_spike_frac": res.info["ff_spike_frac"], "seconds": res.info["seconds"],
+                   "clamped": res.info["strategies"].get("log-scale-clamp", {}).get("clamped")}  # fmt: skip
             table.setdefault(variant, []).append(row)
             print(json.dumps(row), flush=True)
     print(f"\n{len(plans)} subject(s): {', '.join(p.subject + ' (' + str(p.fitzpatrick) + ')' for p in plans)}; "
           f"{base.iterations} iterations; tau {base.aspect.tau} (bound {2.718281828 ** (2 * base.aspect.tau):.2f})\n")
-    print("| variant | held-out PSNR (masked) | held-out PSNR | spike frac (%) | aspect p99 | aspect max |")
-    print("|---|---|---|---|---|---|")
+    print("| variant | held-out PSNR (masked) | held-out PSNR | spike frac (%) | aspect p99 | aspect max | clamp hits |")
+    print("|---|---|---|---|---|---|---|")
     for variant, rows in table.items():
         m = lambda k: sum(r[k] for r in rows) / len(rows)  # noqa: E731
+        hits = m("clamped") if rows[0]["clamped"] is not None else None
         print(f"| {variant} | {m('psnr_masked'):.2f} | {m('psnr'):.2f} | {100 * m('spike_frac'):.3f} | "
-              f"{m('aspect_p99'):.2f} | {max(r['aspect_max'] for r in rows):.1f} |")
+              f"{m('aspect_p99'):.2f} | {max(r['aspect_max'] for r in rows):.1f} | {'' if hits is None else round(hits)} |")
     ff = table["full"]
     print(f"| FF init | {sum(r['ff_psnr_masked'] for r in ff) / len(ff):.2f} | | "
-          f"{100 * sum(r['ff_spike_frac'] for r in ff) / len(ff):.3f} | | |")
+          f"{100 * sum(r['ff_spike_frac'] for r in ff) / len(ff):.3f} | | | |")
+
+
+def spikes(args) -> None:
+    from fairsplat.ff.data import load_frames
+    from fairsplat.head.model import HeadModel
+    from fairsplat.models.generator import GeneratorConfig, load_generator
+    from fairsplat.refine.data import load_track_info, plan_subjects
+    from fairsplat.refine.run import log_ratios, views_of
+    from fairsplat.sections.refine import RefineParams
+
+    root = Path(args.root)
+    cfg = RefineParams.load(Path(ROOT) / "params.yaml").refine_config()
+    head = HeadModel.load(root / "assets/head/head.npz")
+    frames = load_frames(root / "data/curated", root / "data/tracks", list(cfg.splits))
+    plans, _ = plan_subjects(frames, load_track_info(root / "data/tracks", cfg.max_track_nme), cfg)
+    binding = AvatarBinding(head, GeneratorConfig.from_json(load_generator(root / "models/ff")[1]).binding)
+    size, hi, lo = int(frames.images.shape[-1]), 2.0 * cfg.aspect.tau, 1.8 * cfg.aspect.tau
+    pooled: dict[str, list[torch.Tensor]] = {"train": [], "heldout": []}
+    for plan in plans:
+        avatar = Avatar.load(root / "data/refined" / plan.subject, head, binding)
+        row = {"subject": plan.subject, "type": plan.fitzpatrick}
+        for name, rows in (("train", plan.train), ("heldout", plan.heldout)):
+            r = log_ratios(avatar, views_of(frames, rows), size)  # [M] log λmax/λmin of drawn Gaussians
+            pooled[name].append(r)
+            row |= {f"{name}_spike_pct": round(100 * float((r > hi).double().mean()), 3),
+                    f"{name}_edge_pct": round(100 * float(((r > lo) & (r <= hi)).double().mean()), 3)}  # fmt: skip
+        print(json.dumps(row), flush=True)
+    for name, rs in pooled.items():
+        r = torch.cat(rs)
+        print(f"{name}: {r.numel()} drawn (camera, Gaussian) pairs; above e^(2τ) {100 * float((r > hi).double().mean()):.3f} %; "
+              f"in e^(1.8τ)..e^(2τ) {100 * float(((r > lo) & (r <= hi)).double().mean()):.2f} %")  # fmt: skip
 
 
 def main() -> None:
@@ -166,12 +210,18 @@ def main() -> None:
     a.add_argument("--root", default=ROOT)
     a.add_argument("--per-type", type=int, default=1)
     a.add_argument("--types", nargs="*", default=None)
+    a.add_argument("--subjects", nargs="*", default=None, help="subject ids (e.g. synth/synth_0230); overrides --per-type")
     a.add_argument("--iterations", type=int, default=None)
     a.add_argument("--phase", type=int, default=None, help="freeze/clamp/penalty start (default: params.yaml's)")
+    a.add_argument("--clamp-min", type=float, default=None, help="log-scale-clamp.min (default: params.yaml's)")
+    a.add_argument("--clamp-max", type=float, default=None, help="log-scale-clamp.max (default: params.yaml's)")
     a.add_argument("--threads", type=int, default=1)
+    k = sub.add_parser("spikes")
+    k.add_argument("--root", default=ROOT)
+    k.add_argument("--threads", type=int, default=1)
     args = p.parse_args()
     torch.set_num_threads(args.threads)
-    speed(args) if args.cmd == "speed" else ablation(args)
+    {"speed": speed, "ablation": ablation, "spikes": spikes}[args.cmd](args)
 
 
 if __name__ == "__main__":

@@ -1,7 +1,13 @@
 """Seed 003's ablation (issue 17) at a small CPU size on the real default data, and LAM-style vs UV at equal time.
 
-Run (from the repository root; reads the default pipeline's outputs, writes only --out):
+Run (from the repository root; reads the default pipeline's outputs, writes only --out and --metrics):
     OMP_NUM_THREADS=1 python -u -m bench.uv_ablation --root /work/main --out bench/uv_ablation.json
+    python -m bench.uv_ablation --metrics-only     # metrics/uv_ablation.json again from bench/uv_ablation.json
+
+``--metrics`` (metrics/uv_ablation.json, git-tracked) is the compact form of ``--out``: per row the held-out
+means, novel-view PSNR, training seconds and the per-Fitzpatrick means. dvc.yaml lists it under its top-level
+``metrics:``, so ``dvc metrics show`` prints the rows beside the stages' metrics; no stage writes it (stage
+train_ff's metrics/train_ff.json is that stage's output alone), and no stage re-runs the ablation.
 
 Rows (one UV generator each, trained from scratch on the default skewed training identities):
     A  phase 1 only (monocular-temporal)
@@ -92,10 +98,24 @@ def summarise(rows: list[dict], frames) -> dict:
     return out
 
 
+def metric_rows(result: dict) -> dict:
+    """The compact form of the bench's result for ``dvc metrics show`` (module docstring); nothing recomputed."""
+    out = {"config": result["config"], "rows": {}}
+    for name, r in result["rows"].items():
+        row = {k: round(r[k], 4) for k in (*METRICS, "novel_view_psnr_masked") if r.get(k) is not None}
+        row["train_seconds"] = r.get("train_seconds")
+        types = r.get("per_fitzpatrick", {}).get("per_fitzpatrick", {})  # fairness.per_fitzpatrick's nesting
+        row["per_type"] = {t: {m: v[m] for m in (*METRICS[:3], "n_subjects") if m in v} for t, v in types.items()}
+        out["rows"][name] = row
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--root", type=Path, default=Path("/work/main"))
     ap.add_argument("--out", type=Path, default=Path("bench/uv_ablation.json"))
+    ap.add_argument("--metrics", type=Path, default=Path("metrics/uv_ablation.json"))
+    ap.add_argument("--metrics-only", action="store_true", help="rewrite --metrics from --out; train nothing")
     ap.add_argument("--batch", type=int, default=4)
     ap.add_argument("--phase1", type=int, default=150)
     ap.add_argument("--phase2", type=int, default=60)
@@ -104,6 +124,9 @@ def main() -> None:
     ap.add_argument("--lam-baseline", action="store_true", help="also fit the constant avatar on the LAM binding")
     ap.add_argument("--resume", action="store_true", help="keep the rows already in --out and run the others")
     args = ap.parse_args()
+    if args.metrics_only:
+        write_json(args.metrics, metric_rows(json.loads(args.out.read_text())))
+        return
     torch.set_num_threads(1)
     root = args.root
     cfg, lam_cfg = configs(root, args.batch, args.phase1, args.phase2)
@@ -126,6 +149,7 @@ def main() -> None:
         s = summarise(rows, frames) | {"train_seconds": round(seconds, 1), "score_seconds": round(time.perf_counter() - t0, 1)}
         result["rows"][name] = s | (extra or {})
         write_json(args.out, result)
+        write_json(args.metrics, metric_rows(result))
         print(json.dumps({"row": name, **{k: v for k, v in s.items() if k != "per_fitzpatrick"}}), flush=True)
 
     phase1 = {}  # row A's phase-1 weights, shared by B and C

@@ -1,6 +1,7 @@
-"""Stage ``enhance``: the trained enhancer on the generator's renders of held-out frames, scored against ground truth.
+"""Stage ``enhance``: the trained enhancer on the generator's and the refinement's renders of held-out frames,
+scored against ground truth.
 
-    python -m stages.enhance --enhancer models/enhancer --ff models/ff --out data/enhanced
+    python -m stages.enhance --enhancer models/enhancer --ff models/ff --refined data/refined --out data/enhanced
     dvc exp run -S enhance.max-targets=4
 
 Outputs: ``<out>/<source>/{render,enhanced}/<target_id>.png`` and ``<out>/scores.parquet`` (one row per
@@ -22,6 +23,7 @@ app = typer.Typer(add_completion=False)
 def main(
     enhancer: Path = typer.Option(Path("models/enhancer"), help="stage train_enhancer's output"),
     ff: Path = typer.Option(Path("models/ff"), help="stage train_ff's output (source ff)"),
+    refined: Path = typer.Option(Path("data/refined"), help="stage refine's output (source refined)"),
     head: Path = typer.Option(Path("assets/head/head.npz"), help="stage head's asset"),
     curated: Path = typer.Option(Path("data/curated"), help="stage curate's output (ground truth)"),
     tracks: Path = typer.Option(Path("data/tracks"), help="stage track's output (the targets' FLAME and camera)"),
@@ -58,13 +60,19 @@ def main(
                 for tid, img in zip(rb.target_ids, u8):
                     save_png(tmp / rb.source / kind / f"{tid}.png", img, atomic=False)
 
-        rows = run_enhance(model, Inputs(head, curated, tracks, ff), cfg, keep)
+        rows, absent = run_enhance(model, Inputs(head, curated, tracks, ff, refined), cfg, keep)
+        if not rows:
+            raise typer.BadParameter(f"enhance.sources {list(cfg.sources)}: nothing to enhance ({absent})")
         write_table(rows, rows_schema(rows), tmp / "scores.parquet")
-        m = enhance_metrics(rows, {"seconds": round(time.perf_counter() - t0, 1)}, cfg.sources)
+        present = [s for s in cfg.sources if s not in absent]
+        info = {"seconds": round(time.perf_counter() - t0, 1), "sources_absent": absent}
+        m = enhance_metrics(rows, info, present)
         grids.save(plot_tmp)
-        write_enhance_plots(m, cfg.sources, plot_tmp)
+        write_enhance_plots(m, present, plot_tmp)
     write_metrics("enhance", m, root=metrics_dir)
-    for src in cfg.sources:
+    for src, why in absent.items():
+        typer.echo(f"enhance {src}: absent ({why})")
+    for src in present:
         typer.echo(f"enhance {src}: masked PSNR {m[f'{src}_psnr_masked_input']} -> {m[f'{src}_psnr_masked']}, "
                    f"LPIPS {m[f'{src}_lpips_alex_input']} -> {m[f'{src}_lpips_alex']} ({m[f'{src}_targets']} renders)")
     typer.echo(f"enhance -> {out}")

@@ -41,11 +41,12 @@ def main(
     from fairsplat.io.metrics import write_metrics
     from fairsplat.lora.adapters import matching_layers
     from fairsplat.lora.report import lora_metrics
-    from fairsplat.lora.run import build_model, run_lora
+    from fairsplat.lora.run import build_model, require_lam, run_lora
     from fairsplat.lora.save import log_and_plot, save_adapter
     from fairsplat.models.generator import GeneratorConfig
 
     meta = read_config(model)
+    require_lam(meta, model)  # a UV generator (train_ff.arch uv) has no decoder attention: refused before work
     cfg = section.run_config(GeneratorConfig.from_json(meta), int(meta["size"]))
     matching_layers(build_model("base", model, cfg.spec), cfg.spec)  # a bad target fails here, naming the key
     if section.threads:

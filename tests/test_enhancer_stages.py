@@ -78,8 +78,9 @@ def test_resumed_training_equals_an_uninterrupted_run(tiny_pipeline, tmp_path):
 def test_enhance_scores_generator_renders(tiny_pipeline):
     out = tiny_pipeline.out("enhance")
     m = tiny_pipeline.metrics("enhance")
-    rows = read_table(out / "scores.parquet")
-    assert rows and m["ff_targets"] == len(rows) and all(r["source"] == "ff" for r in rows)
+    all_rows = read_table(out / "scores.parquet")
+    rows = [r for r in all_rows if r["source"] == "ff"]
+    assert rows and m["ff_targets"] == len(rows) and {r["source"] for r in all_rows} <= {"ff", "refined"}
     for key in ("ff_psnr_masked", "ff_psnr_masked_input", "ff_psnr_masked_gain", "ff_lpips_alex", "ff_ita_shift"):
         assert key in m, key
     assert m["ff_psnr_masked_input"] is not None and "psnr_verdict" in m["ff_verdict"]
@@ -164,3 +165,29 @@ def test_sd_turbo_path_trains_lora_saves_and_reloads(tiny_pipeline, fake_sd_turb
     x = torch.rand(2, 3, 64, 64)
     with torch.no_grad():
         torch.testing.assert_close(again(x), model(x))
+
+
+def test_enhance_scores_the_refined_avatars_at_the_crops_refine_held_out(tiny_pipeline):
+    """Source refined: every refined subject's held-out crops (refine.json), raw and enhanced, or absent with why."""
+    import json
+
+    m = tiny_pipeline.metrics("enhance")
+    refined = tiny_pipeline.out("refine")
+    done = read_table(refined / "manifest.parquet") if (refined / "manifest.parquet").is_file() else []
+    if not done:
+        assert "refined" in m["sources_absent"], "no refined avatar: the source is reported absent, with the reason"
+        return
+    assert "refined" not in m["sources_absent"]
+    rows = [r for r in read_table(tiny_pipeline.out("enhance") / "scores.parquet") if r["source"] == "refined"]
+    cap = tiny_pipeline.params["enhance"].get("max-targets")
+    want = set()
+    for r in done:
+        held = json.loads((refined / r["path"] / "refine.json").read_text())["info"]["heldout_ids"]
+        want |= set(held[:cap] if cap else held)
+    assert {r["target_id"] for r in rows} == want and m["refined_targets"] == len(rows) == len(want)
+    assert {r["subject_id"] for r in rows} == {r["subject_id"] for r in done}
+    for key in ("refined_psnr_masked", "refined_psnr_masked_input", "refined_ssim_gain", "refined_abs_delta_ita"):
+        assert m[key] is not None, key
+    assert "refined_psnr_masked_gain" in next(iter(m["per_fitzpatrick"].values()))
+    for kind in ("render", "enhanced"):
+        assert len(list((tiny_pipeline.out("enhance") / "refined" / kind).rglob("*.png"))) == len(rows)

@@ -288,3 +288,23 @@ def test_hard_lighting_keeps_the_albedo_and_moves_the_pixels(tiny_pipeline, tmp_
     assert [r["ita_gt"] for r in d] == [r["ita_gt"] for r in h]
     assert "light_exposure" not in d[0] and all(-1.5 <= np.log2(r["light_exposure"]) <= 1.5 and 2700 <= r["light_cct"] <= 7500 for r in h)
     assert hm["ita_gt_consistency"] < dm["ita_gt_consistency"]
+
+
+def test_build_only_renders_those_identities_as_the_full_set_does(head, tmp_path):
+    """``build(only=...)``: the chosen identities with the split, rows and bytes they have in the full set
+    (bench/parser_encoders.py re-renders the held-out identities under hard light this way)."""
+    from fairsplat.synth.config import SynthConfig
+    from fairsplat.synth.dataset import build
+
+    cfg = SynthConfig(identities=6, frames=1, views=((0.0, 0.0),), size=64, uv_resolution=32, lighting="hard", workers=1)
+    full, full_ids, _ = build(head, cfg, tmp_path / "full")
+    pick = {"synth_0001", "synth_0004"}
+    part, part_ids, _ = build(head, cfg, tmp_path / "part", only=pick)
+    want = [r for r in full.to_pylist() if r["identity_id"] in pick]
+    assert part.to_pylist() == want and len(want) == 2
+    assert part_ids.to_pylist() == [r for r in full_ids.to_pylist() if r["identity_id"] in pick]
+    for r in want:
+        for key in ("rgb_path", "alpha_path", "label_path"):
+            assert (tmp_path / "part" / r[key]).read_bytes() == (tmp_path / "full" / r[key]).read_bytes()
+    with pytest.raises(ValueError, match="not in this set"):
+        build(head, cfg, tmp_path / "bad", only={"synth_9999"})

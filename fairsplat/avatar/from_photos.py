@@ -79,12 +79,16 @@ def track(prep: Prepared, head) -> dict[str, torch.Tensor]:
 
 @torch.no_grad()
 def make_avatar(model, binding: AvatarBinding, prep: Prepared, fit: dict[str, torch.Tensor]) -> Avatar:
-    from fairsplat.ff.render import to_avatar
+    """The generator's avatar of the prepared photos (``fairsplat.ff.generate``: either arch; the UV one warps each
+    photo's features by its fitted FLAME under the track camera)."""
+    from fairsplat.ff.generate import avatar_from_sources
+    from fairsplat.track.camera import flip_viewmat
 
-    sources = torch.as_tensor(prep.crops).permute(0, 3, 1, 2).float()[None] / 255  # [1, K, 3, S, S]
-    shape = fit["shape"][:1]
-    attrs = model(sources, binding.canonical(shape))
-    return to_avatar(binding, attrs, shape)
+    k = len(prep.crops)
+    sources = torch.as_tensor(prep.crops).permute(0, 3, 1, 2).float() / 255  # [K, 3, S, S]
+    tracks = {"shape": fit["shape"][:1].expand(k, -1), "expr": fit["expr"], "pose": fit["pose"], "transl": fit["transl"],
+              "viewmat": flip_viewmat().expand(k, 4, 4), "K": torch.as_tensor(prep.K).float()}  # fmt: skip
+    return avatar_from_sources(model, binding, sources, tracks)
 
 
 def turntable_cameras(avatar: Avatar, n: int, size: int, fov_deg: float = 18.0, span: float = 60.0):
@@ -127,7 +131,8 @@ def photos_to_avatar(photos: list[Path], out: Path, model_dir: Path, head_path: 
     from fairsplat.io.atomic import atomic_dir
     from fairsplat.io.checkpoint import read_config
     from fairsplat.io.images import save_png
-    from fairsplat.models.generator import GeneratorConfig, load_generator
+    from fairsplat.ff.generate import generator_binding
+    from fairsplat.models.generator import load_generator
 
     for p in (model_dir / "config.json", head_path):
         if not Path(p).is_file():
@@ -138,7 +143,7 @@ def photos_to_avatar(photos: list[Path], out: Path, model_dir: Path, head_path: 
     prep = prepare([Path(p) for p in photos], size)  # the photos first: a bad one is refused before the model loads
     model, meta = load_generator(model_dir)
     head = HeadModel.load(head_path)
-    binding = AvatarBinding(head, GeneratorConfig.from_json(meta).binding)
+    binding = generator_binding(meta, head)
     av = make_avatar(model, binding, prep, track(prep, head))
     size = 2 * int(meta["size"])
     spin, strip = turntable(av, size), expression_strip(av, size)

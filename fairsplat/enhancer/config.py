@@ -26,6 +26,7 @@ class LossWeights:
     l1: float = 0.5
     lpips: float = 1.0
     gram: float = 0.07
+    ssim: float = 0.0  # 1 - SSIM over the crop (not seed 001's; params say why the default uses it)
     net: str = "vgg"  # the ImageNet trunk LPIPS and the Gram matrices share (alex | vgg)
 
 
@@ -48,6 +49,7 @@ class EnhancerTrainConfig:
     grad_checkpointing: bool = False
     loss: LossWeights = field(default_factory=LossWeights)
     augment: bool = True
+    augment_rate: float = 1.0  # on-the-fly firing probability = rate x prob, on pairs without a stored draw
     augmentations: Mapping[str, object] | None = None  # name -> degrade's StepParams; None = seed 001's defaults
     train_splits: tuple[str, ...] = ("train",)
     eval_splits: tuple[str, ...] = ("val", "test")
@@ -63,7 +65,7 @@ class EnhancerTrainConfig:
 
 @dataclass(frozen=True)
 class EnhanceConfig:
-    sources: tuple[str, ...] = ("ff",)
+    sources: tuple[str, ...] = ("ff", "refined")
     splits: tuple[str, ...] = ("test",)
     k: int = 1
     skip: int = 2

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -51,6 +51,7 @@ class Pairs:
     clean: Tensor
     degraded: Tensor
     labels: Tensor
+    stored_augmentations: list[list[str]] = field(default_factory=list)  # names of the stored draw, per pair
 
     def __len__(self) -> int:
         return len(self.pair_ids)
@@ -90,7 +91,49 @@ def load_pairs(pairs_dir: str | Path, curated: str | Path, splits: Sequence[str]
         fitzpatrick=[r.get("fitzpatrick") for r in rows], steps=[list(r["steps"] or []) for r in rows],
         augmented=[bool(r.get("augmentations")) for r in rows], clean=chw(clean), degraded=chw(degraded),
         labels=torch.from_numpy(np.stack(labels)),
+        stored_augmentations=[[_aug_name(a) for a in r.get("augmentations") or []] for r in rows],
     )  # fmt: skip
+
+
+def _aug_name(record) -> str:
+    """A stored augmentation's registry name (degrade records {"name": ..., "params": ...})."""
+    return str(record["name"] if isinstance(record, Mapping) else record)
+
+
+def on_the_fly_augmentations(cfg) -> dict[str, StepParams] | None:
+    """What :class:`StepPairs` draws on the fly for an EnhancerTrainConfig: degrade's params (seed 001's
+    defaults where absent) at ``augment_rate`` x their probability; None when ``augment`` is off."""
+    if not cfg.augment:
+        return None
+    base = {name: (cfg.augmentations or {}).get(name) or cls.Params() for name, cls in AUGMENTATIONS.items()}
+    return scaled_augmentations(base, cfg.augment_rate)
+
+
+def scaled_augmentations(params: Mapping[str, StepParams], rate: float) -> dict[str, StepParams]:
+    """Each augmentation's params with its firing probability times ``rate`` (capped at 1)."""
+    return {name: replace(p, prob=min(1.0, rate * p.prob)) for name, p in params.items()}
+
+
+def augmentation_rates(pairs: Pairs, rows: Sequence[int], on_the_fly: Mapping[str, StepParams] | None
+                       ) -> dict[str, float]:  # fmt: skip
+    """Expected share of training samples each augmentation is in: stored draw or on-the-fly draw.
+
+    Training picks rows uniformly, so a row's stored draw is seen in its share
+    of samples; a row without one gets a fresh draw firing with the on-the-fly
+    probability. Per name: ``stored share + (share without a stored draw) x
+    on-the-fly prob``. Seed 001 draws every augmentation once per sample at its
+    own ``prob``: these numbers are what to compare with it.
+    """
+    rows = list(rows)
+    if not rows:
+        return {}
+    bare = sum(not pairs.augmented[r] for r in rows) / len(rows)
+    out = {}
+    for name in AUGMENTATIONS:
+        stored = sum(name in (pairs.stored_augmentations[r] if pairs.stored_augmentations else []) for r in rows)
+        q = on_the_fly[name].prob if on_the_fly and name in on_the_fly else 0.0
+        out[name] = round(stored / len(rows) + bare * q, 4)
+    return out
 
 
 def augment(image: np.ndarray, labels: np.ndarray, params: Mapping[str, StepParams], seed: np.random.SeedSequence

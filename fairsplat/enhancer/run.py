@@ -14,14 +14,14 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from fairsplat.enhancer.config import EnhancerTrainConfig
-from fairsplat.enhancer.data import Pairs, load_pairs
+from fairsplat.enhancer.data import Pairs, augmentation_rates, load_pairs, on_the_fly_augmentations
 from fairsplat.enhancer.evaluate import score_pairs
 from fairsplat.enhancer.task import EnhancerTask, watch_rows
 from fairsplat.models.enhancer import Enhancer, parameter_counts
 from fairsplat.train import loop
 from fairsplat.train.accel import seed_everything
-from fairsplat.train.loop import Every, LoopConfig
-from fairsplat.train.optim import OptimConfig
+from fairsplat.train.loop import LoopConfig, step_loop_config
+from fairsplat.train.losses import lpips_ready
 
 
 @dataclass
@@ -34,21 +34,8 @@ class EnhancerResult:
 
 
 def loop_config(cfg: EnhancerTrainConfig) -> LoopConfig:
-    """Seed 001's optimiser and schedule: AdamW, linear warm-up then linear decay to 0."""
-    return LoopConfig(
-        name="train_enhancer", epochs=1, schedule=cfg.schedule, warmup_steps=cfg.warmup, grad_clip=cfg.grad_clip,
-        grad_checkpointing=cfg.grad_checkpointing,
-        optim=OptimConfig(lr=cfg.lr, weight_decay=cfg.weight_decay, betas=cfg.betas, decay_norms_and_biases=True),
-        log=Every(cfg.log_every, "step"), eval=Every(cfg.eval_every, "step"), checkpoint=Every(cfg.checkpoint_every, "step"),
-    )  # fmt: skip
-
-
-def perceptual_ready(net: str) -> tuple[bool, str | None]:
-    """Whether the trunk LPIPS and the Gram term share is here; else the reason, recorded in the metrics."""
-    from fairsplat.weights import available
-
-    name = f"lpips_{net}"
-    return (True, None) if available(name) else (False, f"{name} weights absent (python -m fairsplat.weights fetch)")
+    """Seed 001's optimiser and schedule: AdamW, linear warm-up then linear decay to 0, every weight decayed."""
+    return step_loop_config(cfg, "train_enhancer", schedule=cfg.schedule, decay_norms_and_biases=True)
 
 
 def model_factory(cfg: EnhancerTrainConfig) -> Callable[[], Enhancer]:
@@ -73,7 +60,7 @@ def model_factory(cfg: EnhancerTrainConfig) -> Callable[[], Enhancer]:
 
 def train_enhancer(cfg: EnhancerTrainConfig, pairs: Pairs, acc, live=None, progress: bool = True,
                    checkpoint_dir: Path | None = None, fingerprint: str = "", stop_at: int | None = None):  # fmt: skip
-    ready, _ = perceptual_ready(cfg.loss.net)
+    ready, _ = lpips_ready(cfg.loss.net)
     train = pairs.rows(cfg.train_splits)
     task = EnhancerTask(cfg, pairs, train, watch_rows(pairs, cfg.watch_split, cfg.watch_pairs), model_factory(cfg), ready)
     seed_everything(cfg.seed)
@@ -95,11 +82,14 @@ def run_train_enhancer(cfg: EnhancerTrainConfig, pairs_dir: Path, curated: Path,
     t1 = time.perf_counter()
     if acc.is_main_process:
         rows = score_pairs(model, pairs, pairs.rows(cfg.eval_splits), cfg.eval_batch, acc.device)
-    ready, reason = perceptual_ready(cfg.loss.net)
+    ready, reason = lpips_ready(cfg.loss.net)
     counts = parameter_counts(model)
     info = {"train_seconds": round(train_s, 1), "eval_seconds": round(time.perf_counter() - t1, 1),
             "steps": res.steps, "resumed_from": res.resumed_from, "pairs_train": len(pairs.rows(cfg.train_splits)),
             "perceptual_loss": ready, "perceptual_loss_absent_reason": reason, "parameters": counts["total"],
             "trainable_parameters": counts["trainable"], "sd_turbo": cfg.sd_turbo_path is not None,
-            "crop_size": int(pairs.clean.shape[-1])}  # fmt: skip
+            "crop_size": int(pairs.clean.shape[-1]),
+            "augment_rates": augmentation_rates(pairs, pairs.rows(cfg.train_splits), on_the_fly_augmentations(cfg)),
+            "augment_rates_seed": {k: v.prob for k, v in (on_the_fly_augmentations(replace(cfg, augment=True,
+                                                                                          augment_rate=1.0)) or {}).items()}}  # fmt: skip
     return EnhancerResult(model.cpu(), rows, pairs, res.history, info)

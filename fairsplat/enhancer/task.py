@@ -17,10 +17,11 @@ import torch
 from torch import Tensor
 
 from fairsplat.enhancer.config import EnhancerTrainConfig
-from fairsplat.enhancer.data import Pairs, StepPairs, batch_of
+from fairsplat.enhancer.data import Pairs, StepPairs, batch_of, on_the_fly_augmentations
 from fairsplat.enhancer.losses import perceptual
 from fairsplat.metrics.image import psnr
 from fairsplat.metrics.lpips import lpips_model
+from fairsplat.train.losses import ssim_loss
 
 
 class EnhancerTask:
@@ -39,7 +40,7 @@ class EnhancerTask:
                 lpips_model(self.cfg.loss.net, accelerator.device)  # a first load mid-step would shift dropout
         model = self.make_model()
         micro = self.cfg.steps * accelerator.gradient_accumulation_steps * accelerator.num_processes
-        augs = (self.cfg.augmentations or {}) if self.cfg.augment else None
+        augs = on_the_fly_augmentations(self.cfg)
         data = StepPairs(self.pairs, self.train_rows, self.cfg.batch, micro, self.cfg.seed, augs, self.cfg.patch)
         # batch_size=1 + "take the one item": a batch sampler exists, so a resume can skip batches
         loader = torch.utils.data.DataLoader(data, batch_size=1, shuffle=False, collate_fn=itemgetter(0))
@@ -54,6 +55,8 @@ class EnhancerTask:
     def losses(self, out: Tensor, target: Tensor) -> dict[str, Tensor]:
         w = self.cfg.loss
         terms = {"l1": (out - target).abs().mean()}
+        if w.ssim > 0:
+            terms["ssim"] = ssim_loss(out, target)
         if self.use_lpips or self.use_gram:
             lp, gram = perceptual(out, target, w.net, gram=self.use_gram)
             if self.use_lpips:

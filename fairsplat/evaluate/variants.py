@@ -73,10 +73,10 @@ def _generator(path: Path, frames: Frames):
 
 
 def _from_generator(name: str, model, meta: dict, frames: Frames, plan: Plan, head) -> Built:
-    from fairsplat.models.generator import GeneratorConfig
+    from fairsplat.ff.generate import generator_binding
     from fairsplat.refine.run import ff_avatar
 
-    binding = AvatarBinding(head, GeneratorConfig.from_json(meta).binding)
+    binding = generator_binding(meta, head)
     avatars = {s: ff_avatar(model, frames, binding, [p.source]) for s, p in plan.subjects.items()}
     return Built(name, avatars, {s: {frames.ids[p.source]} for s, p in plan.subjects.items()})
 
@@ -93,7 +93,7 @@ def build_lora(inputs: Inputs, frames: Frames, plan: Plan, head) -> Built:
     _need(inputs.lora / WEIGHTS, "stage lora has not run")
     model, meta = _generator(inputs.ff, frames)
     cfg = json.loads((inputs.lora / "config.json").read_text())
-    if cfg.get("decoder") != meta["decoder"]:
+    if cfg.get("decoder") != meta.get("decoder"):  # a UV generator has no decoder: stage lora refuses it
         raise VariantAbsent(f"{inputs.lora}: the adapter was made for another decoder than {inputs.ff}'s")
     spec = LoraSpec(int(cfg["rank"]), float(cfg["alpha"]), float(cfg.get("dropout", 0.0)), tuple(cfg["target_modules"]))
     peft = attach(model, spec)

@@ -27,7 +27,8 @@ from fairsplat.ff.config import FFConfig
 from fairsplat.ff.data import Frames, load_frames, mix_identities
 from fairsplat.ff.evaluate import heldout_subjects, score_heldout
 from fairsplat.ff.features import encoded_rows, warm_features
-from fairsplat.ff.loop_config import loop_config, lpips_ready
+from fairsplat.ff.loop_config import loop_config
+from fairsplat.train.losses import lpips_ready
 from fairsplat.ff.task import FFTask, watch_pairs
 from fairsplat.labels import FITZPATRICK
 from fairsplat.models.feature_store import attach_store

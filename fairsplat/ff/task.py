@@ -20,6 +20,7 @@ from fairsplat.avatar.binding import AvatarBinding
 from fairsplat.ff.config import FFConfig
 from fairsplat.ff.data import Frames, StepBatches, gather
 from fairsplat.ff.render import render_targets
+from fairsplat.ff.uv_context import predict
 from fairsplat.metrics.image import psnr
 from fairsplat.models.feature_store import attach_store
 from fairsplat.models.generator import Generator
@@ -60,17 +61,9 @@ class FFTask:
         return self.losses(rgb, alpha, batch, attrs.offsets)
 
     def losses(self, rgb: Tensor, alpha: Tensor, batch: dict[str, Tensor], offsets: Tensor) -> dict[str, Tensor]:
-        w, target, mask = self.cfg.loss, batch["target"], batch["alpha"]
-        terms = {
-            "l1": L.masked_l1(rgb, target, mask),
-            "ssim": L.ssim_loss(rgb, target),
-            "mask": L.mask_coverage(alpha, mask),
-            "offset": L.offset_regulariser(offsets.float(), self.cfg.model.heads.max_offset),
-        }
-        if self.use_lpips:
-            terms["lpips"] = L.lpips_loss(rgb, target, w.lpips_net)
-        total = sum(getattr(w, k) * v for k, v in terms.items())
-        return {"loss": total, **terms}
+        terms = image_terms(rgb, alpha, batch)
+        terms["offset"] = L.offset_regulariser(offsets.float(), self.cfg.model.heads.max_offset)
+        return weighted(terms, self.cfg.loss, rgb, batch["target"], self.use_lpips, self.cfg.loss.lpips_net)
 
     @torch.no_grad()
     def evaluate(self, model) -> dict[str, float | None]:
@@ -79,9 +72,26 @@ class FFTask:
             return {}
         sources, targets = self.watch
         batch = {k: v.to(self.device) for k, v in gather(self.frames, sources, targets).items()}
-        attrs = model(batch["sources"], self._points(batch["shape"]))
+        # either arch (the UV one needs the sources' tracks); unwrapped: the UV network has two entry points
+        attrs = predict(getattr(model, "module", model), self.binding, self.frames, batch, self._points(batch["shape"]))
         rgb, _, _ = render_targets(self.binding, attrs, batch, self.cfg.size, self.cfg.backend)
         return {"watch_psnr_masked": float(psnr(rgb.clamp(0, 1), batch["target"], batch["alpha"]).mean())}
+
+
+def image_terms(rgb: Tensor, alpha: Tensor, batch: dict[str, Tensor], ssim: Tensor | None = None) -> dict[str, Tensor]:
+    """The photometric terms both architectures share: masked L1, SSIM (``ssim`` when the caller has its own,
+    e.g. MS-SSIM) and mask coverage."""
+    target, mask = batch["target"], batch["alpha"]
+    return {"l1": L.masked_l1(rgb, target, mask), "ssim": L.ssim_loss(rgb, target) if ssim is None else ssim,
+            "mask": L.mask_coverage(alpha, mask)}  # fmt: skip
+
+
+def weighted(terms: dict[str, Tensor], weights, rgb: Tensor, target: Tensor, use_lpips: bool, lpips_net: str) -> dict[str, Tensor]:
+    """``terms`` + LPIPS (when on; real weights only) and their sum weighted by ``weights.<term>``, as ``loss``."""
+    if use_lpips:
+        terms["lpips"] = L.lpips_loss(rgb, target, lpips_net)
+    total = sum(getattr(weights, k) * v for k, v in terms.items())
+    return {"loss": total, **terms}
 
 
 def watch_pairs(frames: Frames, split: str, per_subject: int = 2) -> tuple[list[list[int]], list[int]] | None:

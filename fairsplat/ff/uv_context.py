@@ -57,12 +57,27 @@ def code_dim(binding: AvatarBinding) -> int:
     return layer.n_expr + 3 * (layer.n_joints - 1)
 
 
-def uv_context(binding: AvatarBinding, frames: Frames, batch: dict[str, Tensor], n_targets: int | None = None) -> dict[str, Tensor]:
-    """The context of ``batch`` (sources [B, K], targets [B] or, for one subject, [T])."""
+SOURCE_TRACKS = ("expr", "pose", "transl", "viewmat", "K")
+"""The per-source tracks the warp needs; a batch may carry them as ``source_<name>`` [B, K, ...] (no frames)."""
+
+
+def source_tracks_of(frames: Frames | None, batch: dict[str, Tensor]) -> dict[str, Tensor]:  # -> [B*K, ...] each
+    """The sources' tracks: from the batch when it carries them (``fairsplat.ff.generate``), else from ``frames``."""
     dev = batch["sources"].device
-    src = batch["source_rows"].cpu()  # [B, K]
-    b, k = src.shape
-    tr = {c: v[src.flatten()].to(dev) for c, v in frames.track.items()}
+    if all(f"source_{c}" in batch for c in SOURCE_TRACKS):
+        return {c: batch[f"source_{c}"].flatten(0, 1).to(dev) for c in SOURCE_TRACKS}
+    if frames is None:
+        raise ValueError("the UV generator needs the sources' tracks: pass frames, or a batch with source_<track>")
+    src = batch["source_rows"].cpu().flatten()  # [B*K]
+    return {c: v[src].to(dev) for c, v in frames.track.items()}
+
+
+def uv_context(binding: AvatarBinding, frames: Frames | None, batch: dict[str, Tensor], n_targets: int | None = None) -> dict[str, Tensor]:
+    """The context of ``batch`` (sources [B, K], targets [B] or, for one subject, [T]); ``frames`` may be None
+    when the batch carries the sources' tracks (``source_tracks_of``)."""
+    dev = batch["sources"].device
+    b, k = batch["sources"].shape[:2]
+    tr = source_tracks_of(frames, batch)
     shape = batch["shape"].repeat_interleave(k, dim=0)
     with torch.no_grad():
         verts = binding.layer(shape=shape, expr=tr["expr"], pose=tr["pose"], transl=tr["transl"]).vertices
@@ -77,7 +92,7 @@ def uv_context(binding: AvatarBinding, frames: Frames, batch: dict[str, Tensor],
     return ctx
 
 
-def predict(model, binding: AvatarBinding, frames: Frames, batch: dict[str, Tensor], points: Tensor) -> Attributes:
+def predict(model, binding: AvatarBinding, frames: Frames | None, batch: dict[str, Tensor], points: Tensor) -> Attributes:
     """``model``'s attributes for ``batch``: [B, G, ...], or [T, G, ...] when one subject's sources [1, K] face T targets."""
     if getattr(model, "needs_context", False):
         return model(batch["sources"], points, uv_context(binding, frames, batch))

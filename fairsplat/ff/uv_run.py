@@ -37,7 +37,8 @@ def train_uv(cfg: FFConfig, frames: Frames, subjects: list[str], binding: Avatar
              progress: bool = True, checkpoint_dir: Path | None = None, fingerprint: str = "",
              name: str = "train_ff", init: dict | None = None) -> UVFit:  # fmt: skip
     """Both phases (phase 2 when configured); ``init`` + ``phase1.steps = 0``: phase 2 from given phase-1 weights."""
-    from fairsplat.ff.loop_config import loop_config, lpips_ready
+    from fairsplat.ff.loop_config import loop_config
+    from fairsplat.train.losses import lpips_ready
     from fairsplat.ff.task import watch_pairs
 
     from fairsplat.ff.uv_context import code_dim

@@ -32,10 +32,10 @@ from fairsplat.avatar.binding import AvatarBinding
 from fairsplat.ff.config import PhaseConfig, UVTrainConfig
 from fairsplat.ff.data import Frames
 from fairsplat.ff.render import render_targets
-from fairsplat.ff.task import FFTask
-from fairsplat.ff.uv_context import predict, uv_context
+from fairsplat.ff.task import FFTask, image_terms, weighted
+from fairsplat.ff.uv_context import uv_context
 from fairsplat.ff.uv_data import MultiViewBatches, TemporalBatches
-from fairsplat.metrics.image import ms_ssim, ms_ssim_scales, psnr
+from fairsplat.metrics.image import ms_ssim, ms_ssim_scales
 from fairsplat.models.uv.generator import UVGenerator
 from fairsplat.models.uv.ops import hutchinson_sq_norm, scatter_uv
 from fairsplat.train import losses as L
@@ -113,39 +113,21 @@ class UVTask(FFTask):
         w = self.uv.loss
         out = net.decode(net.uv_features(batch["sources"], ctx), ctx, grad_gamma=w.jac > 0)
         rgb, alpha, _ = render_targets(self.binding, out.attrs, batch, self.cfg.size, self.cfg.backend)
-        target, mask = batch["target"], batch["alpha"]
-        box = face_box(self.binding, batch, self.cfg.size)
-        if w.ms_ssim and ms_ssim_scales(*rgb.shape[2:]) > 1:
-            ssim_term = 1.0 - ms_ssim(rgb, target).mean()
-        else:
-            ssim_term = L.ssim_loss(rgb, target)
+        target = batch["target"]
+        ssim_term = 1.0 - ms_ssim(rgb, target).mean() if w.ms_ssim and ms_ssim_scales(*rgb.shape[2:]) > 1 else None
         r, texel = self.cfg.model.binding.resolution, ctx["texel"]
         mo = self.cfg.model.heads.max_offset
+        box = face_box(self.binding, batch, self.cfg.size)
         terms = {
-            "l1": L.masked_l1(rgb, target, mask), "ssim": ssim_term, "mask": L.mask_coverage(alpha, mask),
-            "box": L.masked_l1(rgb, target, box),
+            **image_terms(rgb, alpha, batch, ssim_term), "box": L.masked_l1(rgb, target, box),
             "tv_position": uv_tv(out.attrs.offsets / mo, texel, r), "tv_scale": uv_tv(out.attrs.log_scales, texel, r),
         }  # fmt: skip
         if out.residual is not None:
             terms["residual"] = out.residual.pow(2).mean()
         if w.jac > 0:
             terms["jac"] = jacobian_penalty(out, mo, self.hutch)
-        if self.use_lpips:
-            terms["lpips"] = L.lpips_loss(rgb, target, self.cfg.loss.lpips_net)
-        total = sum(getattr(w, k) * v for k, v in terms.items())
+        res = weighted(terms, w, rgb, target, self.use_lpips, self.cfg.loss.lpips_net)
         if self.anchor is not None:
-            terms["anchor"] = sum((p - self.anchor[n]).pow(2).sum() for n, p in net.named_parameters() if n in self.anchor)
-            total = total + self.phase.anchor * terms["anchor"]
-        return {"loss": total, **terms}
-
-    @torch.no_grad()
-    def evaluate(self, model) -> dict[str, float | None]:
-        if not self.watch:
-            return {}
-        from fairsplat.ff.data import gather
-
-        sources, targets = self.watch
-        batch = {k: v.to(self.device) for k, v in gather(self.frames, sources, targets).items()}
-        attrs = predict(getattr(model, "module", model), self.binding, self.frames, batch, None)
-        rgb, _, _ = render_targets(self.binding, attrs, batch, self.cfg.size, self.cfg.backend)
-        return {"watch_psnr_masked": float(psnr(rgb.clamp(0, 1), batch["target"], batch["alpha"]).mean())}
+            res["anchor"] = sum((p - self.anchor[n]).pow(2).sum() for n, p in net.named_parameters() if n in self.anchor)
+            res["loss"] = res["loss"] + self.phase.anchor * res["anchor"]
+        return res

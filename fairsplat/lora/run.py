@@ -19,11 +19,13 @@ from pathlib import Path
 import torch
 
 from fairsplat.avatar.binding import AvatarBinding
+from fairsplat.config import ParamsError
 from fairsplat.ff.config import FFConfig
 from fairsplat.ff.data import load_frames, mix_identities
 from fairsplat.ff.evaluate import heldout_subjects, score_heldout
 from fairsplat.ff.features import encoded_rows, warm_features
-from fairsplat.ff.loop_config import loop_config, lpips_ready
+from fairsplat.ff.loop_config import loop_config
+from fairsplat.train.losses import lpips_ready
 from fairsplat.ff.run import BALANCED
 from fairsplat.ff.task import FFTask, watch_pairs
 from fairsplat.lora.adapters import LoraSpec, attach, trainable_parameters
@@ -57,8 +59,26 @@ class AdapterJob:
     stop_at: int | None = None  # return after that many steps, as a killed run would have stopped (tests)
 
 
+def require_lam(meta: dict, model_dir: Path) -> None:
+    """Refuse a base that is not LAM-style, before any work (a ``ParamsError`` naming both keys).
+
+    Seed 000's adapter is defined on LAM's decoder attention (``lora.target-modules`` are its
+    projections, ``decoder.blocks.<i>.attn.<name>``), and its SoulSplats file names those layers.
+    Seed 003's UV generator has no attention decoder: its decoding layers are per-sample modulated
+    convolutions (``uvgen``), which peft's LoRA cannot wrap and no seed adapts, and training it
+    needs the UV task's tracks and losses, not ``FFTask``'s. Adapting other layers (its DPT convs or
+    heads) would be a method of our own, not seed 000's, so stage lora does not pretend to.
+    """
+    arch = meta.get("arch", "lam")
+    if arch != "lam":
+        raise ParamsError(f"{model_dir}: a train_ff.arch {arch!r} generator; stage lora adapts the LAM-style "
+                          f"decoder's attention (lora.target-modules), which it does not have. Train with "
+                          f"train_ff.arch: lam, or leave stage lora out of this pipeline")  # fmt: skip
+
+
 def build_model(name: str, model_dir: Path, spec: LoraSpec):
     """The base generator with LoRA attached (only adapters train), or whole (full fine-tune)."""
+    require_lam(_meta(model_dir), model_dir)
     base, _ = load_generator(model_dir)
     base.train()
     if name == "lora":
@@ -111,6 +131,7 @@ def run_lora(cfg: LoraRunConfig, model_dir: Path, head: Path, curated: Path, tra
     """Train LoRA (+ references), score every variant on held-out subjects; returns everything the stage writes."""
     from fairsplat.head.model import HeadModel
 
+    require_lam(_meta(model_dir), model_dir)
     names = ("lora", *[r for r in cfg.references if r in RUNS and r != "lora"])
     jobs = [AdapterJob(n, cfg, model_dir, head, curated, tracks, None if checkpoints is None else checkpoints / n,
                        f"{fingerprint}:{n}") for n in names]  # fmt: skip

@@ -44,8 +44,7 @@ from fairsplat.avatar.avatar import Avatar
 from fairsplat.avatar.binding import AvatarBinding
 from fairsplat.ff.data import Frames, gather, load_frames
 from fairsplat.ff.evaluate import IMAGE_METRICS, score_subject
-from fairsplat.ff.render import to_avatar
-from fairsplat.ff.uv_context import predict
+from fairsplat.ff.generate import avatar_from_sources, generator_binding, source_images, source_tracks
 from fairsplat.io.atomic import atomic_path, write_json
 from fairsplat.models.lam import Attributes
 from fairsplat.refine.aspect import screen_log_aspect, spike_stats
@@ -103,9 +102,8 @@ def as_attributes(avatar: Avatar) -> Attributes:
 
 @torch.no_grad()
 def ff_avatar(model, frames: Frames, binding: AvatarBinding, sources: list[int]) -> Avatar:
-    batch = gather(frames, [sources], sources[:1])
-    attrs = predict(model, binding, frames, batch, binding.canonical(batch["shape"]))
-    return to_avatar(binding, attrs, batch["shape"])
+    """The generator's avatar of curated rows ``sources`` (``fairsplat.ff.generate``: either arch)."""
+    return avatar_from_sources(model, binding, source_images(frames, sources), source_tracks(frames, sources))
 
 
 def views_of(frames: Frames, rows: Sequence[int]) -> Views:
@@ -222,12 +220,12 @@ def run_refine(
     """
     from tqdm import tqdm
 
-    from fairsplat.models.generator import config_from_json, load_generator
+    from fairsplat.models.generator import load_generator
 
     frames = load_frames(curated, tracks, list(cfg.splits))
     plans, rejects = plan_subjects(frames, load_track_info(tracks, cfg.max_track_nme), cfg)
     model, meta = load_generator(generator)
-    binding = AvatarBinding(head, config_from_json(meta).binding)
+    binding = generator_binding(meta, head)
     size = int(frames.images.shape[-1])
     if int(meta.get("size", size)) != size:
         raise ValueError(f"{generator}: trained at {meta['size']} px, the crops are {size} px (curate.size)")

@@ -18,9 +18,10 @@ from fairsplat.config import Section
 class EnhanceParams(Section):
     section: ClassVar[str] = "enhance"
 
-    sources: list[Literal["ff"]] = ["ff"]
-    """Render sources (fairsplat/enhancer/apply.py ``SOURCES``). ff: the one-shot generator of stage train_ff.
-    Issue 13's refined avatars join as one more name here and one more dep of the stage."""
+    sources: list[Literal["ff", "refined"]] = ["ff", "refined"]
+    """Render sources (fairsplat/enhancer/apply.py ``SOURCES``): ff = the one-shot generator of stage train_ff;
+    refined = stage refine's avatars at the held-out crops refine scored (issue 14 asks for both). A source
+    whose inputs are missing is reported absent with the reason (metrics ``sources_absent``)."""
     splits: list[str] = ["test"]
     """Held-out subjects whose frames are rendered (train_ff's eval-splits: the same subjects and targets)."""
     k: int = Field(1, ge=1, le=4)

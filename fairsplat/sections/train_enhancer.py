@@ -52,6 +52,9 @@ class LossParams(Section):
     """LPIPS with the real weights (seed 001: 1.0); without them LPIPS and Gram are dropped and the metrics say so."""
     gram: float = Field(0.07, ge=0.0)
     """Gram matrices of the same trunk's relu taps (seed 001: 0.07 on VGG16)."""
+    ssim: float = Field(0.0, ge=0.0)
+    """1 - SSIM over the crop (fairsplat.train.losses.ssim_loss); not in seed 001 (0 there and in params/gpu.yaml's
+    sense); the default params.yaml says why the CPU default uses it."""
     net: Literal["alex", "vgg"] = "alex"
     """Trunk of LPIPS and Gram (one pass serves both, fairsplat/enhancer/losses.py). alex on CPU: VGG16 at
     128 px costs ~0.5 s an image forward and backward here, more than the whole model; vgg in params/gpu.yaml."""
@@ -124,6 +127,12 @@ class TrainEnhancerParams(TrainerParams):
     augment: bool = True
     """Seed 001's four training-time augmentations on the degraded input, on the fly, with the params of
     ``degrade.augmentations`` (pairs whose stored input already carries a draw are left as they are)."""
+    augment_rate: float = Field(1.0, ge=0.0)
+    """On-the-fly firing probability of each augmentation = augment-rate x its ``degrade.augmentations`` prob, on
+    pairs whose stored input carries no draw (seed 001: every sample draws each at its prob, once). With
+    ``degrade.augment: true`` ~38% of the stored pairs already carry a draw at seed 001's rates, so 1.0 shows
+    each augmentation to ~1.6x seed 001's share of samples and 0.0 to exactly the stored share (~1x);
+    metrics/train_enhancer.json ``augment_rates`` gives the expected shares, ``augment_rates_seed`` the seed's."""
     train_splits: list[str] = ["train"]
     eval_splits: list[str] = ["val", "test"]
     """Held-out subjects scored at the end (curate's subject-disjoint splits; nothing is selected on them)."""

@@ -25,7 +25,10 @@ class TrainParserParams(Section):
     """smp architecture. Unet keeps full-resolution skips: eyes and brows are a few px at 128."""
 
     encoder: str = "resnet18"
-    """smp/timm encoder name (``tu-<timm name>`` for any timm model). resnet18: small, fast on CPU."""
+    """smp/timm encoder name (``tu-<timm name>`` for any timm model). resnet18: small, fast on CPU.
+    ``vgg16`` (with ``encoder-weights: imagenet``) takes 4.5x its CPU time per step at 128 px (6x the
+    FLOPs): ~50 minutes at the default 420 steps against this stage's ~11; whether it parses better
+    was not measured (bench/parser_encoders.py, README "Parser encoder"), so the default stays on cost."""
 
     encoder_depth: int = Field(5, ge=3, le=5)
     """Encoder stages used (smp's default 5)."""

@@ -22,6 +22,7 @@ light_ambient, light_dir [3], light_tint [3], background, size.
 from __future__ import annotations
 
 import time
+from collections.abc import Collection
 from pathlib import Path
 
 import numpy as np
@@ -165,8 +166,13 @@ def _render_shard(jobs: list) -> list[tuple[list[dict], float]]:
     return [_render_identity(j) for j in jobs]
 
 
-def build(head, cfg: SynthConfig, out: Path, workers_cfg: WorkersConfig | None = None) -> tuple[pa.Table, pa.Table, dict]:
+def build(head, cfg: SynthConfig, out: Path, workers_cfg: WorkersConfig | None = None,
+          only: Collection[str] | None = None) -> tuple[pa.Table, pa.Table, dict]:  # fmt: skip
     """Render the whole set into ``out`` (a fresh directory); returns tables and timing.
+
+    ``only``: render just these identity ids. Identities and splits are still drawn over the
+    whole set, so each keeps the identity and split it has in the full set: e.g. the held-out
+    identities again under ``lighting: hard`` (bench/parser_encoders.py) without rendering the rest.
 
     Identities are rendered on ``cfg.workers`` processes (one torch thread each),
     on the engine of ``workers_cfg`` (fairsplat/parallel; default: a local
@@ -178,6 +184,12 @@ def build(head, cfg: SynthConfig, out: Path, workers_cfg: WorkersConfig | None =
     """
     idents = [sample_identity(i, head.shapedirs.shape[-1], _rng(cfg.seed, 1, i)) for i in range(cfg.identities)]
     splits = assign_splits([x.fitzpatrick for x in idents], cfg.train_frac, cfg.val_frac, cfg.seed)
+    if only is not None:
+        unknown = set(only) - {x.identity_id for x in idents}
+        if unknown:
+            raise ValueError(f"only: {len(unknown)} identity ids not in this set, e.g. {sorted(unknown)[0]!r}")
+        kept = [(x, s) for x, s in zip(idents, splits) if x.identity_id in only]
+        idents, splits = [x for x, _ in kept], [s for _, s in kept]
     shards = [[job] for job in zip(idents, splits)]
     per_identity = cfg.frames * len(cfg.views)
     # forkserver (local pool): workers fork from a server that imported the renderer once

@@ -80,6 +80,23 @@ class LoopConfig:
     checkpoint: Every = Every(0)
 
 
+def step_loop_config(cfg, name: str, schedule: str, decay_norms_and_biases: bool) -> LoopConfig:
+    """The LoopConfig of a step-budgeted trainer (one pass over a loader of exactly its steps) from its config's
+    same-named fields: ``warmup``, ``grad_clip``, ``grad_checkpointing``, ``lr``, ``weight_decay``, ``betas``
+    and the ``log_every`` / ``eval_every`` / ``checkpoint_every`` step cadences.
+
+    One definition for the generators (LAM: cosine, norms and biases not decayed) and the enhancer (seed 001:
+    linear, every weight decayed), which only differ in those two arguments.
+    """
+    return LoopConfig(
+        name=name, epochs=1, schedule=schedule, warmup_steps=cfg.warmup, grad_clip=cfg.grad_clip,
+        grad_checkpointing=cfg.grad_checkpointing,
+        optim=OptimConfig(lr=cfg.lr, weight_decay=cfg.weight_decay, betas=cfg.betas,
+                          decay_norms_and_biases=decay_norms_and_biases),
+        log=Every(cfg.log_every, "step"), eval=Every(cfg.eval_every, "step"), checkpoint=Every(cfg.checkpoint_every, "step"),
+    )  # fmt: skip
+
+
 class Task(Protocol):
     def build(self, accelerator) -> tuple[torch.nn.Module, Iterable, torch.Generator | None]: ...
 

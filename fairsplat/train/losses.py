@@ -41,3 +41,12 @@ def lpips_loss(pred: Tensor, target: Tensor, net: str) -> Tensor:
     from fairsplat.metrics.lpips import lpips_distance
 
     return lpips_distance(pred, target, net=net).mean()
+
+
+def lpips_ready(net: str) -> tuple[bool, str | None]:
+    """Whether the real LPIPS weights of ``net`` are here (a trainer can use LPIPS, and for the enhancer the
+    Gram term on the same trunk); else the reason, which the trainers record in their metrics."""
+    from fairsplat.weights import available
+
+    name = f"lpips_{net}"
+    return (True, None) if available(name) else (False, f"{name} weights absent (python -m fairsplat.weights fetch)")
