@@ -18,27 +18,14 @@ from pathlib import Path
 
 import pytest
 
+from fairsplat.testing.procs import alive
+
 PARENT = """
 import sys
 from fairsplat.testing.shards import pid_then_sleep
 from fairsplat.train.jobs import run_jobs
 run_jobs(pid_then_sleep, [(sys.argv[1], 60.0), (sys.argv[1], 60.0)], workers=2)
 """
-
-
-def _alive(pid: int) -> bool:
-    """Running (a zombie, dead but not yet reaped by whoever adopted it, counts as gone)."""
-    try:
-        with open(f"/proc/{pid}/stat") as fh:
-            return fh.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
-    except FileNotFoundError:
-        return False
-    except OSError:  # no /proc: ask the kernel
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return False
-        return True
 
 
 def _wait(cond, timeout: float) -> bool:
@@ -57,10 +44,10 @@ def test_workers_do_not_outlive_a_stopped_parent(sig, tmp_path: Path):
     try:
         assert _wait(lambda: len(list(tmp_path.glob("*.pid"))) == 2, 180), "both jobs started on workers"
         workers = [int(p.stem) for p in tmp_path.glob("*.pid")]
-        assert parent.pid not in workers and all(_alive(w) for w in workers)
+        assert parent.pid not in workers and all(alive(w) for w in workers)
         parent.send_signal(sig)
         assert parent.wait(30) == -sig, "the parent ends with the signal, as it would without the handler"
-        assert _wait(lambda: not any(_alive(w) for w in workers), 15), f"orphaned workers: {[w for w in workers if _alive(w)]}"
+        assert _wait(lambda: not any(alive(w) for w in workers), 15), f"orphaned workers: {[w for w in workers if alive(w)]}"
     finally:
         parent.kill()
         for p in tmp_path.glob("*.pid"):
