@@ -13,7 +13,8 @@ Per stage, in fresh copies of the finished tiny pipeline (fairsplat/testing/faul
    checkpoint appeared, plus a random 0-1 s, so that it has something to resume from; any other stage a
    random 0-1.5 s after its output's temporary appeared (it is writing its results: inside its loop for a
    stage that writes as it goes); a stage that builds its result in memory and writes it at the end
-   (``faults.WRITES_AT_END``: report) a random 0.5-3 s after its own process started; drawn with ``--seed``.
+   (``faults.WRITES_AT_END``: report) once its own process has used a random 1-3 CPU seconds (imports
+   take ~1 s; a CPU clock, so the point does not move with the machine's load); drawn with ``--seed``.
    The kill lands only while the stage's own process runs (``faults._kill_in_stage``: never in DVC's
    bookkeeping after it). A stage that finished before its kill is tried again with no delay (event ``stage``: half the delay; twice at
    most); then ``dvc repro <stage>``, checked as ``faults.kill_and_rerun`` says.
@@ -83,7 +84,7 @@ def main() -> None:
                 table.append(f"| {stage} | (second clean run) | - | FAIL: {'; '.join(clean.problems)} |")
         for k in range(a.kills):
             event = "checkpoint" if stage in TRAINERS else "stage" if stage in WRITES_AT_END else "temp"
-            lo, hi = {"checkpoint": (0.0, 1.0), "stage": (0.5, 3.0), "temp": (0.0, 1.5)}[event]
+            lo, hi = {"checkpoint": (0.0, 1.0), "stage": (1.0, 3.0), "temp": (0.0, 1.5)}[event]
             delay = round(rng.uniform(lo, hi), 2)
             for attempt in range(3):
                 trigger = Trigger(event, delay / 2**attempt if event == "stage" else delay if attempt == 0 else 0.0)

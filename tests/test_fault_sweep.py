@@ -76,12 +76,13 @@ def test_temporaries_are_found_wherever_they_are(tmp_path):
     assert TEMP.match(".pairs.~h~1~abc")["pid"] == "1"
 
 
-# A stand-in for `dvc repro`: runs the "stage" (a process whose argv names stages.toy), then keeps going after it
-# exited, as DVC does while it writes dvc.lock. argv[1]: how long the stage runs; argv[2]: where the parent
+# A stand-in for `dvc repro`: runs the "stage" (a process whose argv names stages.toy, busy for argv[1] wall
+# seconds), then keeps going after it exited, as DVC does while it writes dvc.lock; argv[2]: where the parent
 # writes "recorded" once it has outlived the stage (the lock write a kill must not interrupt).
-FAKE_DVC = """
+BUSY = "import sys, time\nend = time.time() + float(sys.argv[1])\nwhile time.time() < end:\n    pass"
+FAKE_DVC = f"""
 import subprocess, sys, time
-subprocess.run([sys.executable, "-c", "import sys, time; time.sleep(float(sys.argv[1]))", sys.argv[1], "stages.toy"])
+subprocess.run([sys.executable, "-c", {BUSY!r}, sys.argv[1], "stages.toy"])
 time.sleep(0.5)
 open(sys.argv[2], "w").write("recorded")
 """
@@ -94,7 +95,7 @@ def _fake_dvc(tmp_path, stage_seconds: float):
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
 def test_the_kill_lands_while_the_stage_process_runs_and_never_after_it(tmp_path):
-    """Killed a delay after the stage's process started: inside it while it runs, not at all once it exited."""
+    """Killed once the stage's process used 0.2 CPU s: inside it while it runs, not at all once it exited."""
     from fairsplat.testing.faults import _kill_in_stage
 
     proc = _fake_dvc(tmp_path, 30.0)  # the stage outlives the trigger: killed inside it

@@ -51,7 +51,7 @@ import yaml
 from fairsplat.io.atomic import TEMP
 from fairsplat.testing.compare import TRAIN_TOL, VOLATILE, compare, tree_bytes  # noqa: F401  (re-exported)
 from fairsplat.testing.pipeline import subprocess_env
-from fairsplat.testing.procs import freeze, stage_pid
+from fairsplat.testing.procs import cpu_seconds, freeze, stage_pid
 
 TRAINERS = ("train_parser", "train_ff", "lora", "refine", "train_enhancer")
 """Stages that resume from ``.checkpoints/<stage>`` (the rest re-run from scratch)."""
@@ -68,7 +68,8 @@ SKIP = ("fairsplat", "stages", "viewer", ".dvc")
 class Trigger:
     """When to kill: ``after`` seconds past an event. Events: ``start`` (the dvc process started),
     ``stage`` (the stage's own process started: for a stage that builds its result in memory and writes it at
-    the end, whose temporary appears only after its main loop), ``temp`` (a temporary of the stage's first
+    the end, whose temporary appears only after its main loop; ``after`` then counts CPU seconds of the stage's
+    process, not wall seconds, so the kill lands at the same point of its work however loaded the machine), ``temp`` (a temporary of the stage's first
     output appeared: it is writing its results), ``checkpoint`` (a finished checkpoint appeared under
     ``.checkpoints/<stage>``: :data:`CHECKPOINT_MARKERS`). Whatever the event, the kill lands only while the
     stage's process runs (:func:`_kill_in_stage`)."""
@@ -81,7 +82,7 @@ class Trigger:
             raise ValueError(f"Trigger: event {'|'.join(EVENTS)} and after >= 0, got {self.event!r} {self.after}")
 
     def __str__(self) -> str:
-        return f"{self.after:.2f} s after {self.event}"
+        return f"{self.after:.2f} CPU s into the stage" if self.event == "stage" else f"{self.after:.2f} s after {self.event}"
 
 
 @dataclass
@@ -236,7 +237,9 @@ def _kill_in_stage(proc: subprocess.Popen, repo: Path, stage: str, trigger: Trig
         seen |= pid is not None
         if fired is None and _fired(repo, stage, trigger, first_out, pid):
             fired = now
-        if now > timeout or (fired is not None and now >= fired + trigger.after):
+        due = fired is not None and (cpu_seconds(pid) >= trigger.after if trigger.event == "stage" and pid is not None
+                                     else now >= fired + trigger.after)  # fmt: skip
+        if now > timeout or due:
             if pid is not None and not freeze(pid) and now <= timeout:
                 proc.wait()
                 return None

@@ -36,6 +36,13 @@ def alive(pid: int) -> bool:
     return st is not None and st[0] not in ("Z", "X")
 
 
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) ``pid`` has used so far; 0 when gone. Why: a clock that a loaded machine does
+    not stretch, so a kill "after 2 s of the stage's own work" lands at the same point of its work at any load."""
+    st = _stat(pid)
+    return 0.0 if st is None else (int(st[11]) + int(st[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def stage_pid(session: int, stage: str) -> int | None:
     """The live process of ``python -m stages.<stage>`` in ``session`` (DVC's, started with a new session).
 
