@@ -12,9 +12,15 @@ Per stage, in fresh copies of the finished tiny pipeline (fairsplat/testing/faul
 2. ``--kills`` kills, each in a fresh copy: a trainer (``faults.TRAINERS``) after its first finished
    checkpoint appeared, plus a random 0-1 s, so that it has something to resume from; any other stage a
    random 0-1.5 s after its output's temporary appeared (it is writing its results: inside its loop for a
-   stage that writes as it goes, amid the final writes for one that writes at the end); drawn with
-   ``--seed``. A stage that finished before its kill is tried again with no delay (twice at most); then
-   ``dvc repro <stage>``, checked as ``faults.kill_and_rerun`` says.
+   stage that writes as it goes); a stage that builds its result in memory and writes it at the end
+   (``faults.WRITES_AT_END``: report) once its own process has used a random 1-3 CPU seconds (imports
+   take ~1 s; a CPU clock, so the point does not move with the machine's load); drawn with ``--seed``.
+   The kill lands only while the stage's own process runs (``faults._kill_in_stage``: never in DVC's
+   bookkeeping after it). A stage that finished before its kill is tried again with no delay (event ``stage``: half the delay; twice at
+   most); then ``dvc repro <stage>``, checked as ``faults.kill_and_rerun`` says.
+
+Only some stages, no second clean run (what README "Fault sweep" records for ``report``):
+    .venv/bin/python -u -m bench.fault_sweep --tiny /tmp/tiny --stages report --no-clean
 
 Prints one JSON line per run and, at the end, the Markdown table of README "Fault sweep".
 """
@@ -34,7 +40,7 @@ from pathlib import Path
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from fairsplat.testing.faults import TRAINERS, KillResult, Trigger, kill_and_rerun, repro_clean, scratch  # noqa: E402
+from fairsplat.testing.faults import TRAINERS, WRITES_AT_END, KillResult, Trigger, kill_and_rerun, repro_clean, scratch  # noqa: E402
 from fairsplat.testing.pipeline import TinyPipeline, build  # noqa: E402
 
 
@@ -77,9 +83,11 @@ def main() -> None:
                 print(clean.log[-3000:], file=sys.stderr)
                 table.append(f"| {stage} | (second clean run) | - | FAIL: {'; '.join(clean.problems)} |")
         for k in range(a.kills):
-            delay = round(rng.uniform(0.0, 1.0 if stage in TRAINERS else 1.5), 2)
+            event = "checkpoint" if stage in TRAINERS else "stage" if stage in WRITES_AT_END else "temp"
+            lo, hi = {"checkpoint": (0.0, 1.0), "stage": (1.0, 3.0), "temp": (0.0, 1.5)}[event]
+            delay = round(rng.uniform(lo, hi), 2)
             for attempt in range(3):
-                trigger = Trigger("checkpoint" if stage in TRAINERS else "temp", delay if attempt == 0 else 0.0)
+                trigger = Trigger(event, delay / 2**attempt if event == "stage" else delay if attempt == 0 else 0.0)
                 repo = scratch(tiny.repo, work / f"{stage}.kill{k}")
                 res = kill_and_rerun(repo, tiny.repo, stage, trigger)
                 shutil.rmtree(repo)

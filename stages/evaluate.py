@@ -15,6 +15,7 @@ from pathlib import Path
 import typer
 
 from fairsplat.sections.evaluate import EvaluateParams
+from fairsplat.sections.workers import WorkersParams
 
 app = typer.Typer(add_completion=False)
 
@@ -35,6 +36,7 @@ def main(
 ) -> None:
     section = EvaluateParams.load(params)
     cfg = section.eval_config()
+    engine = WorkersParams.load(params).workers_config()  # where the jobs run; outputs do not depend on it
     for p in (head, curated / "manifest.parquet", tracks / "tracks.parquet"):
         if not p.exists():
             typer.echo(f"evaluate: {p} not found (run the stage that writes it first)", err=True)
@@ -53,9 +55,9 @@ def main(
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     t0 = time.perf_counter()
-    res = run_evaluate(cfg, Inputs(head, curated, tracks, ff, lora, refined, enhancer))
-    m = evaluate_metrics(res.rows, res.present, res.info, cfg.n_boot, cfg.seed)
-    with atomic_dir(out) as tmp, atomic_dir(plots) as plot_tmp:
+    with atomic_dir(out) as tmp, atomic_dir(plots) as plot_tmp:  # tmp also holds the jobs' result files meanwhile
+        res = run_evaluate(cfg, Inputs(head, curated, tracks, ff, lora, refined, enhancer), engine, scratch=tmp)
+        m = evaluate_metrics(res.rows, res.present, res.info, cfg.n_boot, cfg.seed)
         write_tables(res, tmp)
         write_plots(res, m, plot_tmp)
     m["stage_seconds"] = round(time.perf_counter() - t0, 1)

@@ -14,6 +14,7 @@ from pathlib import Path
 import typer
 
 from fairsplat.sections.parse import ParseParams
+from fairsplat.sections.workers import WorkersParams
 
 app = typer.Typer(add_completion=False)
 
@@ -29,6 +30,7 @@ def main(
     progress: bool = typer.Option(True, help="tqdm progress bar"),
 ) -> None:
     cfg = ParseParams.load(params)
+    engine = WorkersParams.load(params).workers_config()  # where shards run; outputs do not depend on it
     from fairsplat.io import atomic_dir
     from fairsplat.io.metrics import write_metrics
     from fairsplat.parse.backends import BACKENDS, Options
@@ -44,7 +46,8 @@ def main(
     backend = BACKENDS[cfg.backend](opts)
     items = read_items(curated)
     with atomic_dir(out) as tmp, atomic_dir(plots) as plot_tmp:
-        rows, rejects, metrics = parse_all(items, backend, tmp, curated, cfg.min_foreground, cfg.batch_size, progress)
+        rows, rejects, metrics = parse_all(items, backend, tmp, curated, cfg.min_foreground, cfg.batch_size, progress,
+                                            cfg.workers, engine)  # fmt: skip
         write_table(rows, MANIFEST_SCHEMA, tmp / "manifest.parquet")
         write_table(rejects, REJECTS_SCHEMA, tmp / "rejects.parquet")
         write_plot(rows, tmp, curated, plot_tmp / "masks.png")

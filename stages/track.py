@@ -18,6 +18,7 @@ from pathlib import Path
 import typer
 
 from fairsplat.sections.track import TrackParams
+from fairsplat.sections.workers import WorkersParams
 
 app = typer.Typer(add_completion=False)
 
@@ -35,6 +36,7 @@ def main(
     metrics_dir: Path = typer.Option(Path("metrics"), help="where metrics/<stage>.json goes"),
 ) -> None:
     cfg = TrackParams.load(params)
+    engine = WorkersParams.load(params).workers_config()  # where fit batches run; outputs do not depend on it
     inputs = {name: {"synth": synth, "curated": curated}[name] for name in cfg.inputs}
     inputs |= {name: path for name, path in (("videos", videos), ("photos", photos)) if path is not None}
     if not inputs:
@@ -49,7 +51,7 @@ def main(
     from fairsplat.track.pipeline import run_track
 
     with atomic_dir(out) as tmp, atomic_dir(plots) as plot_tmp:
-        metrics = run_track(cfg.track_config(), head, inputs, tmp, plot_tmp)
+        metrics = run_track(cfg.track_config(), head, inputs, tmp, plot_tmp, engine=engine)
     write_metrics("track", metrics, root=metrics_dir)
     nme = metrics.get("nme")
     typer.echo(f"track: {', '.join(inputs)}; synth NME {nme if nme is None else round(nme, 4)}; "

@@ -12,6 +12,11 @@ per-subject resume). The long form kills every stage.
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
 
 import pytest
 
@@ -69,3 +74,53 @@ def test_temporaries_are_found_wherever_they_are(tmp_path):
     (tmp_path / "fairsplat" / ".y.~h~3~z").write_text("")  # code: not searched
     assert temporaries(tmp_path) == ["data/.pairs.~h~1~abc", "data/x/.a.json.~h~2~k.json"]
     assert TEMP.match(".pairs.~h~1~abc")["pid"] == "1"
+
+
+# A stand-in for `dvc repro`: runs the "stage" (a process whose argv names stages.toy, busy for argv[1] wall
+# seconds), then keeps going after it exited, as DVC does while it writes dvc.lock; argv[2]: where the parent
+# writes "recorded" once it has outlived the stage (the lock write a kill must not interrupt).
+BUSY = "import sys, time\nend = time.time() + float(sys.argv[1])\nwhile time.time() < end:\n    pass"
+FAKE_DVC = f"""
+import subprocess, sys, time
+subprocess.run([sys.executable, "-c", {BUSY!r}, sys.argv[1], "stages.toy"])
+time.sleep(0.5)
+open(sys.argv[2], "w").write("recorded")
+"""
+
+
+def _fake_dvc(tmp_path, stage_seconds: float):
+    return subprocess.Popen([sys.executable, "-c", FAKE_DVC, str(stage_seconds), str(tmp_path / "lock")],
+                            start_new_session=True)  # fmt: skip
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_the_kill_lands_while_the_stage_process_runs_and_never_after_it(tmp_path):
+    """Killed once the stage's process used 0.2 CPU s: inside it while it runs, not at all once it exited."""
+    from fairsplat.testing.faults import _kill_in_stage
+
+    proc = _fake_dvc(tmp_path, 30.0)  # the stage outlives the trigger: killed inside it
+    killed_at = _kill_in_stage(proc, tmp_path, "toy", Trigger("stage", 0.2), "out", timeout=60)
+    assert killed_at is not None and proc.wait(10) == -9 and not (tmp_path / "lock").exists()
+    proc = _fake_dvc(tmp_path, 0.3)  # the stage exits before the trigger: no kill, the "lock" is written
+    assert _kill_in_stage(proc, tmp_path, "toy", Trigger("stage", 20.0), "out", timeout=60) is None
+    assert proc.wait(10) == 0 and (tmp_path / "lock").read_text() == "recorded"
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_stage_pid_finds_the_stage_in_its_session_and_freeze_stops_it(tmp_path):
+    from fairsplat.testing.procs import alive, freeze, stage_pid
+
+    proc = _fake_dvc(tmp_path, 30.0)
+    try:
+        for _ in range(400):
+            pid = stage_pid(proc.pid, "toy")
+            if pid is not None:
+                break
+            time.sleep(0.025)
+        assert pid is not None and pid != proc.pid and stage_pid(proc.pid, "other") is None
+        assert stage_pid(proc.pid + 10**7, "toy") is None  # another session: not ours
+        assert freeze(pid) and alive(pid)
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    assert not freeze(proc.pid) and not alive(proc.pid)

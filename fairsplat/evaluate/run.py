@@ -3,8 +3,10 @@
 Order of work:
 1. plan (``protocol``): subjects, sources, targets, the fixed cross pairs;
    pick one subject and target per type for the report's grids and viewer;
-2. jobs on ``workers`` processes, one torch thread each
-   (``fairsplat.train.jobs``): each base variant (``variants.BASES``) builds
+2. jobs as shards of fairsplat/parallel, one job a shard: in this process
+   with ``workers == 1``, else on ``workers`` spawned processes of
+   ``threads`` torch threads each, or on the Dask cluster of params
+   ``workers``; results come back through files, in job order. Each base variant (``variants.BASES``) builds
    its avatars, scores self-reenactment (plain and through the enhancer),
    renders its cross-reenactment outputs, detects their landmarks, embeds
    them and re-tracks them (``score``); the ``drivers`` job detects and
@@ -13,7 +15,10 @@ Order of work:
    source (``fairsplat.metrics.identity`` / ``expression`` / ``landmarks``).
 
 Every job rebuilds the plan from the same files (it is a pure function of
-them), so only paths and settings cross between processes.
+them), so only paths and settings cross between processes. A variant's job
+that fails every attempt makes the variant absent with the job's error (in
+``variants.parquet`` and the metrics); a failed drivers job fails the stage,
+as no cross output can be scored without it.
 """
 
 from __future__ import annotations
@@ -31,6 +36,8 @@ from fairsplat.labels import FITZPATRICK
 from fairsplat.metrics.expression import aed, apd
 from fairsplat.metrics.identity import csim
 from fairsplat.metrics.landmarks import akd
+from fairsplat.parallel import Outcome, ShardsFailed, WorkersConfig, in_worker, map_shards
+from fairsplat.parallel import Plan as Shards  # not protocol.Plan (subjects and pairs)
 
 DRIVERS = "drivers"
 
@@ -190,16 +197,37 @@ def finish_cross(rows: list[dict], drv: dict) -> list[dict]:
     return out
 
 
-def run_evaluate(cfg: EvalConfig, inputs: Inputs) -> EvalResult:
-    """Plan, run the jobs, assemble every row, reason and figure input (module docstring)."""
-    from fairsplat.train.jobs import run_jobs
+def run_evaluate(cfg: EvalConfig, inputs: Inputs, engine: WorkersConfig | None = None,
+                 scratch: Path | None = None) -> EvalResult:  # fmt: skip
+    """Plan, run the jobs, assemble every row, reason and figure input (module docstring).
 
+    ``engine``: where the jobs run (None: the local pool); ``scratch``: where their result files go (one
+    directory every worker can write: the stage passes its output's temporary; None: the system's)."""
     t0 = time.perf_counter()
     _, frames, plan = context(Job(DRIVERS, cfg, inputs))
     keep = choose_shown(plan, frames, inputs)
     jobs = [Job(b, cfg, inputs, keep) for b in cfg.variants] + [Job(DRIVERS, cfg, inputs, keep)]
-    results = run_jobs(run_job, jobs, cfg.workers, threads=max(1, cfg.threads))
-    return assemble(results, cfg, frames, plan, keep, time.perf_counter() - t0)
+    shards = Shards(workers=cfg.workers, context="spawn", desc="evaluate", unit="job", progress=False, weight=lambda j: 1)
+    outcomes = map_shards(run_job, jobs, shards, engine, init=_init_worker, initargs=(max(1, cfg.threads),),
+                          scratch_in=scratch)  # fmt: skip
+    return assemble([_result(o) for o in outcomes], cfg, frames, plan, keep, time.perf_counter() - t0)
+
+
+def _init_worker(threads: int) -> None:
+    """A worker process's torch threads (as fairsplat/train/jobs.py set them); the stage's own process keeps its."""
+    if in_worker():
+        import torch
+
+        torch.set_num_threads(threads)
+
+
+def _result(o: Outcome) -> dict:
+    """A job's result; a variant whose job failed every attempt comes back absent, with the error."""
+    if o.ok:
+        return o.value
+    if o.shard.kind == DRIVERS:
+        raise ShardsFailed([o])
+    return {"kind": o.shard.kind, "absent": f"its job failed: {o.error}", "seconds": 0.0}
 
 
 def metric_reasons(cfg: EvalConfig) -> dict[str, str]:

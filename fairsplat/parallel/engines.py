@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import atexit
 import multiprocessing as mp
+import os
 import pickle
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -22,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from fairsplat.io.atomic import write_bytes
+from fairsplat.parallel.lifeline import die_with, kill_children_on_sigterm
 from fairsplat.parallel.core import _STATE, Failure, Plan, Spec, WorkersConfig, execute
 
 Task = tuple[int, Any]  # (shard index, shard)
@@ -50,18 +52,25 @@ class LocalEngine:
     ``concurrent.futures`` rather than ``multiprocessing.Pool``: a killed
     worker breaks the pool (``BrokenProcessPool``) instead of leaving the
     stage waiting forever for a result that will never come; the pool is then
-    rebuilt for the next round.
+    rebuilt for the next round. Workers die with the stage
+    (fairsplat/parallel/lifeline.py: a SIGTERM of the stage kills them, and
+    each exits once the stage is gone).
     """
 
     def __init__(self, cfg: WorkersConfig, plan: Plan, n_shards: int):
         self.plan, self.n = plan, max(1, min(plan.workers, n_shards))
         self.pool: ProcessPoolExecutor | None = None
+        self.guard = kill_children_on_sigterm()
 
     def __enter__(self) -> LocalEngine:
+        self.guard.__enter__()
         return self
 
     def __exit__(self, *exc) -> None:
-        self._close()
+        try:
+            self._close()
+        finally:
+            self.guard.__exit__(None, None, None)
 
     def _close(self) -> None:
         if self.pool is not None:
@@ -74,7 +83,7 @@ class LocalEngine:
             if self.plan.context == "forkserver" and self.plan.preload:
                 ctx.set_forkserver_preload(list(self.plan.preload))
             write_spec(spec)
-            self.pool = ProcessPoolExecutor(self.n, mp_context=ctx)
+            self.pool = ProcessPoolExecutor(self.n, mp_context=ctx, initializer=die_with, initargs=(os.getpid(),))
         return self.pool
 
     def run(self, spec: Spec, tasks: list[Task]) -> Iterator[tuple[int, Failure | None]]:

@@ -15,10 +15,12 @@ pixels), ``backend`` (string).
 
 ``rejects.parquet``: ``image_id``, ``split``, ``fitzpatrick``, ``reason``
 (``bad_image``, ``no_mask``, ``mask_size_mismatch``, ``bad_labels``,
-``no_face``), ``detail``. ``accepted + rejected == total`` always.
+``no_face``, ``error``), ``detail``. ``accepted + rejected == total`` always.
 
 ``no_face``: a network backend labelled less than ``min_foreground`` of the
 crop as anything but background: there is no face to calibrate damage with.
+``error``: the crop's shard (a batch) failed every attempt on its worker
+(fairsplat/parallel); ``detail`` holds the error.
 """
 
 from __future__ import annotations
@@ -30,11 +32,11 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
-from tqdm import tqdm
 
 from fairsplat.io.images import SMALL_PNG, load_labels, load_rgb, save_png
 from fairsplat.io.plots import grid
 from fairsplat.labels import LABEL
+from fairsplat.parallel import Plan, WorkersConfig, in_worker, map_shards, shards_of
 from fairsplat.parse.base import Backend
 from fairsplat.parse.data import Item
 from fairsplat.metrics.fairness import Stat, count, per_fitzpatrick
@@ -73,42 +75,85 @@ def parse_all(
     min_foreground: float = 0.05,
     batch_size: int = 16,
     progress: bool = True,
+    workers: int = 1,
+    engine: WorkersConfig | None = None,
 ) -> tuple[list[dict], list[dict], dict]:
-    """Parse every item into ``out/masks``; -> (manifest rows, reject rows, metrics)."""
+    """Parse every item into ``out/masks``; -> (manifest rows, reject rows, metrics).
+
+    One shard per batch of ``batch_size`` crops, run by fairsplat/parallel:
+    in this process with ``workers == 1`` (the default: the backend runs on
+    the stage's own torch threads, as before), else on ``workers`` spawned
+    processes of one torch thread each, or on the Dask cluster of ``engine``;
+    ``backend`` travels to them pickled, once per worker. Shard results are
+    concatenated in shard order, so rows, rejects and masks do not depend on
+    where shards ran. A shard that fails every attempt makes its crops
+    rejects with reason ``error`` and the shard's error."""
+    t0 = time.perf_counter()
+    plan = Plan(workers=workers, context="spawn", desc=f"parse[{backend.name}]", unit="crop", progress=progress)
+    init = (backend, out, curated, min_foreground)
     rows: list[dict] = []
     rejects: list[dict] = []
     scored: dict[str, tuple[str, np.ndarray]] = {}  # image_id -> (split, confusion [C, C])
-    t0 = time.perf_counter()
-    bar = tqdm(range(0, len(items), batch_size), desc=f"parse[{backend.name}]", unit="batch", disable=not progress)
-    for start in bar:
-        ok, images, bad = _load(items[start : start + batch_size])
-        rejects += bad
-        by_shape: dict[tuple, list[int]] = {}
-        for k, im in enumerate(images):  # network backends batch one size at a time
-            by_shape.setdefault(im.shape, []).append(k)
-        for idx in by_shape.values():
-            for k, res in zip(idx, backend.parse([ok[k] for k in idx], [images[k] for k in idx])):
-                it, img = ok[k], images[k]
-                if res.labels is None:
-                    rejects.append(_reject(it, res.reason, res.detail))
-                    continue
-                fg = float((res.labels != LABEL["background"]).mean())
-                if fg < min_foreground:
-                    rejects.append(_reject(it, "no_face", f"foreground {fg:.4f} < min-foreground {min_foreground}"))
-                    continue
-                save_png(out / "masks" / f"{it.stem}.png", res.labels, compress_level=SMALL_PNG, atomic=False)
-                rows.append({
-                    "image_id": it.image_id, "split": it.split, "fitzpatrick": it.fitzpatrick,
-                    "type_source": it.type_source, "crop_path": str(it.crop.relative_to(curated)),
-                    "mask_path": f"masks/{it.stem}.png", "height": img.shape[0], "width": img.shape[1],
-                    "foreground": round(fg, 6), "backend": backend.name,
-                })  # fmt: skip
-                if backend.name != "ground_truth" and it.mask is not None and it.mask.exists():
-                    gt = load_labels(it.mask)
-                    if gt.shape == res.labels.shape:
-                        scored[it.image_id] = (it.split, confusion(gt, res.labels))
+    for o in map_shards(_parse_shard, shards_of(list(items), batch_size), plan, engine, init=_init, initargs=init,
+                        scratch_in=out):  # fmt: skip
+        if not o.ok:
+            rejects += [_reject(it, "error", o.error[:200]) for it in o.shard]
+            for it in o.shard:  # a mask the failed attempt wrote belongs to no row
+                mask = out / "masks" / f"{it.stem}.png"
+                if mask.is_file():
+                    mask.unlink()
+            continue
+        shard_rows, shard_rejects, shard_scored = o.value
+        rows += shard_rows
+        rejects += shard_rejects
+        scored |= shard_scored
     seconds = time.perf_counter() - t0
     return rows, rejects, parse_metrics(items, rows, rejects, scored, backend.name, seconds)
+
+
+_W: dict = {}
+"""Per process: the backend and where masks go (set by :func:`_init` before the first shard)."""
+
+
+def _init(backend: Backend, out: Path, curated: Path, min_foreground: float) -> None:
+    if in_worker():  # one torch thread per worker process; in the stage's process its own setting stays
+        import torch
+
+        torch.set_num_threads(1)
+    _W.update(backend=backend, out=out, curated=curated, min_foreground=min_foreground)
+
+
+def _parse_shard(items: list[Item]) -> tuple[list[dict], list[dict], dict[str, tuple[str, np.ndarray]]]:
+    """One batch: load, parse (one image size at a time), write masks. -> (rows, rejects, scored)."""
+    backend, out, curated, min_foreground = _W["backend"], _W["out"], _W["curated"], _W["min_foreground"]
+    rows: list[dict] = []
+    scored: dict[str, tuple[str, np.ndarray]] = {}
+    ok, images, rejects = _load(items)
+    by_shape: dict[tuple, list[int]] = {}
+    for k, im in enumerate(images):  # network backends batch one size at a time
+        by_shape.setdefault(im.shape, []).append(k)
+    for idx in by_shape.values():
+        for k, res in zip(idx, backend.parse([ok[k] for k in idx], [images[k] for k in idx])):
+            it, img = ok[k], images[k]
+            if res.labels is None:
+                rejects.append(_reject(it, res.reason, res.detail))
+                continue
+            fg = float((res.labels != LABEL["background"]).mean())
+            if fg < min_foreground:
+                rejects.append(_reject(it, "no_face", f"foreground {fg:.4f} < min-foreground {min_foreground}"))
+                continue
+            save_png(out / "masks" / f"{it.stem}.png", res.labels, compress_level=SMALL_PNG, atomic=False)
+            rows.append({
+                "image_id": it.image_id, "split": it.split, "fitzpatrick": it.fitzpatrick,
+                "type_source": it.type_source, "crop_path": str(it.crop.relative_to(curated)),
+                "mask_path": f"masks/{it.stem}.png", "height": img.shape[0], "width": img.shape[1],
+                "foreground": round(fg, 6), "backend": backend.name,
+            })  # fmt: skip
+            if backend.name != "ground_truth" and it.mask is not None and it.mask.exists():
+                gt = load_labels(it.mask)
+                if gt.shape == res.labels.shape:
+                    scored[it.image_id] = (it.split, confusion(gt, res.labels))
+    return rows, rejects, scored
 
 
 def _pooled_miou(confs: list[np.ndarray]) -> float | None:

@@ -32,6 +32,12 @@ class ParseParams(Section):
     device: str = "auto"
     """auto = CUDA if present, else CPU."""
 
+    workers: int = Field(1, ge=1)
+    """Processes the batches are spread over (fairsplat/parallel; or Dask workers, params ``workers``).
+    1 = in the stage's process on its own torch threads, as before: one network's inference already uses
+    both cores of the default machine, so more processes only pay off on a bigger one or a cluster.
+    Outputs do not depend on it."""
+
     @model_validator(mode="after")
     def _check(self) -> ParseParams:
         if self.backend == "segformer" and not self.segformer_path:

@@ -132,6 +132,11 @@ class TrackParams(Section):
     threads: int = Field(1, ge=0, le=256)
     """torch CPU threads; 1 makes ``fit_fps`` a per-core figure (0 = torch's default)."""
 
+    workers: int = Field(1, ge=1)
+    """Processes the fit batches are spread over (fairsplat/parallel; or Dask workers, params ``workers``),
+    one torch thread each. 1 = in the stage's process, as before (the default run's timings are for it;
+    2 would use the second core, not measured). Outputs do not depend on it."""
+
     plot_samples: int = Field(12, ge=0, le=200)
     """Images drawn in ``plots/track/overlay.png`` (target and fitted landmarks)."""
 

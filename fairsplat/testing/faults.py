@@ -16,14 +16,18 @@ whose outputs are the uninterrupted reference:
 1. the stage is dropped from dvc.lock (:func:`forget`: its first run), then
    ``dvc repro --single-item <stage>`` starts in its own process group; DVC
    deletes the stage's outputs first, as any run does;
-2. at the trigger (a delay after start, after the stage's output temporary
-   appears, or after its first training checkpoint) the whole group gets SIGKILL;
+2. at the trigger (a delay after start, after the stage's own process
+   starts, after the stage's output temporary appears, or after its first
+   training checkpoint) the whole group gets SIGKILL, but only while the
+   stage's own process runs (it is stopped first, fairsplat/testing/procs.py):
+   a kill after the stage exited would land in DVC's own bookkeeping, where
+   DVC 3.67 rewrites dvc.lock in place (README "Fault sweep");
 3. every output present after the kill must already be complete (equal to
    the reference for a data stage; same files for a trainer);
 4. ``dvc repro <stage>``: it must re-run the stage (and nothing upstream),
    finish, leave no temporary behind, and give the reference's outputs: byte for
-   byte, except the fields that time the run (:data:`VOLATILE`); a trainer's
-   tensors and scores within :data:`TRAIN_TOL` (their resume is exact in the
+   byte, except the fields that time the run (``VOLATILE``, fairsplat/testing/compare.py); a trainer's
+   tensors and scores within ``TRAIN_TOL`` (their resume is exact in the
    tests; the tolerance only says how far the sweep would let them drift).
 
 The copy has no run cache (``.dvc/cache/runs``): with it, the second
@@ -32,7 +36,6 @@ The copy has no run cache (``.dvc/cache/runs``): with it, the second
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import shutil
@@ -43,19 +46,20 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 import yaml
 
 from fairsplat.io.atomic import TEMP
+from fairsplat.testing.compare import TRAIN_TOL, VOLATILE, compare, tree_bytes  # noqa: F401  (re-exported)
 from fairsplat.testing.pipeline import subprocess_env
+from fairsplat.testing.procs import cpu_seconds, freeze, stage_pid
 
 TRAINERS = ("train_parser", "train_ff", "lora", "refine", "train_enhancer")
 """Stages that resume from ``.checkpoints/<stage>`` (the rest re-run from scratch)."""
-VOLATILE = re.compile(r"seconds|_per_s$|fps|(^|_)ms($|_)|^wall|resumed|^timestamp$|^features_computed$")
-"""Keys (JSON, dvclive) and columns (Parquet, TSV) that time the run, say it resumed, or count what the feature
-store (fairsplat/models/feature_store.py) had to compute because an earlier run had not: never compared."""
-TRAIN_TOL = {"rtol": 1e-5, "atol": 1e-6}
-"""Tensors and numbers of a resumed trainer against the uninterrupted run."""
+EVENTS = ("start", "stage", "temp", "checkpoint")
+"""What a :class:`Trigger` waits for."""
+WRITES_AT_END = ("report",)
+"""Stages that build their result in memory and write it at the very end (the page): their output's temporary
+appears after their main loop, so the sweep kills them a delay after their process started (event ``stage``)."""
 SKIP = ("fairsplat", "stages", "viewer", ".dvc")
 """Top-level entries of the repo that are code or DVC's own, not outputs (not searched for temporaries)."""
 
@@ -63,18 +67,22 @@ SKIP = ("fairsplat", "stages", "viewer", ".dvc")
 @dataclass(frozen=True)
 class Trigger:
     """When to kill: ``after`` seconds past an event. Events: ``start`` (the dvc process started),
-    ``temp`` (a temporary of the stage's first output appeared: it is writing its results), ``checkpoint``
-    (a finished checkpoint appeared under ``.checkpoints/<stage>``: :data:`CHECKPOINT_MARKERS`)."""
+    ``stage`` (the stage's own process started: for a stage that builds its result in memory and writes it at
+    the end, whose temporary appears only after its main loop; ``after`` then counts CPU seconds of the stage's
+    process, not wall seconds, so the kill lands at the same point of its work however loaded the machine), ``temp`` (a temporary of the stage's first
+    output appeared: it is writing its results), ``checkpoint`` (a finished checkpoint appeared under
+    ``.checkpoints/<stage>``: :data:`CHECKPOINT_MARKERS`). Whatever the event, the kill lands only while the
+    stage's process runs (:func:`_kill_in_stage`)."""
 
     event: str = "start"
     after: float = 0.0
 
     def __post_init__(self) -> None:
-        if self.event not in ("start", "temp", "checkpoint") or self.after < 0:
-            raise ValueError(f"Trigger: event start|temp|checkpoint and after >= 0, got {self.event!r} {self.after}")
+        if self.event not in EVENTS or self.after < 0:
+            raise ValueError(f"Trigger: event {'|'.join(EVENTS)} and after >= 0, got {self.event!r} {self.after}")
 
     def __str__(self) -> str:
-        return f"{self.after:.2f} s after {self.event}"
+        return f"{self.after:.2f} CPU s into the stage" if self.event == "stage" else f"{self.after:.2f} s after {self.event}"
 
 
 @dataclass
@@ -199,96 +207,6 @@ def _temp_of(repo: Path, out: str) -> bool:
     return p.parent.is_dir() and any(n.startswith(prefix) for n in os.listdir(p.parent))
 
 
-# ---- comparison --------------------------------------------------------------------------------
-
-
-def _close(a, b, tol: dict | None, path: str, out: list[str], worst: list[float]) -> None:
-    """Compare JSON-like values; numbers within ``tol`` (None: exactly); volatile keys skipped."""
-    if isinstance(a, dict) and isinstance(b, dict):
-        keys = {k for k in set(a) | set(b) if not VOLATILE.search(str(k))}
-        for k in sorted(keys, key=str):
-            if k not in a or k not in b:
-                out.append(f"{path}: key {k!r} only in {'the rerun' if k in b else 'the reference'}")
-            else:
-                _close(a[k], b[k], tol, f"{path}.{k}", out, worst)
-    elif isinstance(a, np.ndarray) and isinstance(b, np.ndarray):
-        if a.shape != b.shape or a.dtype != b.dtype:
-            out.append(f"{path}: {a.dtype}{list(a.shape)} vs {b.dtype}{list(b.shape)}")
-        elif not np.array_equal(a, b):
-            d = float(np.abs(a.astype(np.float64) - b.astype(np.float64)).max())
-            if tol is None or not np.allclose(b, a, rtol=tol["rtol"], atol=tol["atol"]):
-                out.append(f"{path}: max abs diff {d:.3g}")
-            else:
-                worst.append(d)
-    elif isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
-        for i, (x, y) in enumerate(zip(a, b)):
-            _close(x, y, tol, f"{path}[{i}]", out, worst)
-    elif isinstance(a, float) and isinstance(b, (int, float)) and tol is not None and a != b:
-        d = abs(a - b)
-        if d > tol["atol"] + tol["rtol"] * abs(a):
-            out.append(f"{path}: {a} vs {b}")
-        else:
-            worst.append(d)
-    elif a != b:
-        out.append(f"{path}: {str(a)[:60]} vs {str(b)[:60]}")
-
-
-def _load(path: Path):
-    """A file as comparable values: JSON, a Parquet table's rows, a TSV's rows, safetensors' or a torch-saved dict's
-    arrays; else None (compared by bytes)."""
-    suffix = path.suffix
-    if suffix == ".json":
-        return json.loads(path.read_text())
-    if suffix == ".parquet":
-        import pyarrow.parquet as pq
-
-        return pq.read_table(path).to_pylist()
-    if suffix == ".tsv":
-        lines = [ln.split("\t") for ln in path.read_text().splitlines()]
-        return [dict(zip(lines[0], (float(v) for v in r))) for r in lines[1:]] if lines else []
-    if suffix == ".safetensors":
-        from safetensors.numpy import load_file
-
-        return load_file(str(path))  # name -> numpy array
-    if suffix == ".pt":  # torch.save of tensors (the SoulSplats adapter): weights only, no code runs
-        import torch
-
-        return {k: v.numpy() for k, v in torch.load(path, map_location="cpu", weights_only=True).items()}
-    return None
-
-
-def compare(ref: Path, got: Path, tol: dict | None) -> tuple[list[str], float]:
-    """Differences between two outputs (files or trees): byte-equal files pass; a JSON, Parquet, TSV or
-    safetensors file that differs is compared by value (volatile keys skipped; numbers within ``tol``,
-    None: exactly). -> (differences, the largest difference accepted)"""
-    diffs: list[str] = []
-    worst: list[float] = [0.0]
-    if ref.is_file() or got.is_file():
-        pairs = [(ref, got, ref.name)]
-    else:
-        names = {str(p.relative_to(ref)) for p in ref.rglob("*") if p.is_file()}
-        mine = {str(p.relative_to(got)) for p in got.rglob("*") if p.is_file()} if got.is_dir() else set()
-        diffs += [f"{n}: missing in the rerun" for n in sorted(names - mine)]
-        diffs += [f"{n}: not in the reference" for n in sorted(mine - names)]
-        pairs = [(ref / n, got / n, n) for n in sorted(names & mine)]
-    for a, b, name in pairs:
-        if not b.exists():
-            diffs.append(f"{name}: missing in the rerun")
-            continue
-        if a.read_bytes() == b.read_bytes():
-            continue
-        try:
-            va, vb = _load(a), _load(b)
-        except Exception as e:  # an unreadable file is a difference, not a crash of the sweep
-            diffs.append(f"{name}: unreadable ({e})")
-            continue
-        if va is None:
-            diffs.append(f"{name}: bytes differ")
-            continue
-        _close(va, vb, tol, name, diffs, worst)
-    return diffs, max(worst)
-
-
 # ---- the kill ----------------------------------------------------------------------------------
 
 
@@ -296,21 +214,37 @@ def _dvc(repo: Path, *args: str) -> list[str]:
     return [sys.executable, "-m", "dvc", *args]
 
 
-def _wait_for(proc: subprocess.Popen, repo: Path, stage: str, trigger: Trigger, first_out: str, timeout: float) -> float | None:
-    """Seconds after start at which the trigger fired; None when the process ended first."""
-    t0 = time.perf_counter()
-    fired = None
+def _fired(repo: Path, stage: str, trigger: Trigger, first_out: str, pid: int | None) -> bool:
+    return (trigger.event == "start" or (trigger.event == "temp" and _temp_of(repo, first_out))
+            or (trigger.event == "checkpoint" and _checkpointed(repo, stage)) or (trigger.event == "stage" and pid is not None))  # fmt: skip
+
+
+def _kill_in_stage(proc: subprocess.Popen, repo: Path, stage: str, trigger: Trigger, first_out: str, timeout: float) -> float | None:
+    """SIGKILL DVC's process group at ``trigger``, while the stage's own process runs. -> seconds after start
+    of the kill; None when no kill landed (DVC ended first, or the stage's process exited before the trigger).
+
+    The stage's process is stopped (SIGSTOP) before the group is killed: once it is seen to exit, DVC is
+    recording the run (dvc.lock, its cache), and a kill there tests DVC, not the stage, so none is sent.
+    Before the stage's process appears (event ``start`` with a short delay) the kill lands in DVC's start-up,
+    as asked. Past ``timeout`` the group is killed wherever it is."""
+    t0, fired, seen = time.perf_counter(), None, False
     while proc.poll() is None:
         now = time.perf_counter() - t0
-        if now > timeout:
-            return now
-        if fired is None:
-            if trigger.event == "start" or (trigger.event == "temp" and _temp_of(repo, first_out)) or (
-                trigger.event == "checkpoint" and _checkpointed(repo, stage)
-            ):
-                fired = now
-        if fired is not None and now >= fired + trigger.after:
-            return now
+        pid = stage_pid(proc.pid, stage)
+        if pid is None and seen:
+            proc.wait()  # the stage finished before the trigger: let DVC record it
+            return None
+        seen |= pid is not None
+        if fired is None and _fired(repo, stage, trigger, first_out, pid):
+            fired = now
+        due = fired is not None and (cpu_seconds(pid) >= trigger.after if trigger.event == "stage" and pid is not None
+                                     else now >= fired + trigger.after)  # fmt: skip
+        if now > timeout or due:
+            if pid is not None and not freeze(pid) and now <= timeout:
+                proc.wait()
+                return None
+            os.killpg(proc.pid, signal.SIGKILL)
+            return time.perf_counter() - t0
         time.sleep(0.02)
     return None
 
@@ -327,9 +261,7 @@ def kill_and_rerun(repo: Path, reference: Path, stage: str, trigger: Trigger, ti
         proc = subprocess.Popen(_dvc(repo, "repro", "--single-item", stage), cwd=repo, env=env, stdout=fh,
                                 stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
         main = next((o for o in outs if not o.startswith("metrics/")), outs[0])  # its data, not its metrics file
-        killed_at = _wait_for(proc, repo, stage, trigger, main, timeout)
-        if killed_at is not None:
-            os.killpg(proc.pid, signal.SIGKILL)
+        killed_at = _kill_in_stage(proc, repo, stage, trigger, main, timeout)
         proc.wait()
         _reap(proc.pid)
     first_log = log.read_text()
@@ -370,7 +302,7 @@ def _compare_outputs(res: KillResult, repo: Path, reference: Path, outs: list[st
         d, worst = compare(reference / o, repo / o, tol)
         diffs += [f"{o}: {x}" for x in d]
         res.max_abs_diff = max(res.max_abs_diff, worst)
-        if _tree_bytes(reference / o) != _tree_bytes(repo / o):
+        if tree_bytes(reference / o) != tree_bytes(repo / o):
             res.bytes_differ.append(o)
     if diffs:
         res.problems.append(f"outputs differ from the uninterrupted run: {diffs[:4]}")
@@ -395,13 +327,6 @@ def repro_clean(repo: Path, reference: Path, stage: str, timeout: float = 900.0)
     if left:
         res.problems.append(f"temporaries left: {left[:5]}")
     return res
-
-
-def _tree_bytes(root: Path) -> dict[str, bytes]:
-    """A file or a tree as {relative path: bytes} ({} when absent)."""
-    if root.is_file():
-        return {"": root.read_bytes()}
-    return {str(p.relative_to(root)): p.read_bytes() for p in root.rglob("*") if p.is_file()} if root.is_dir() else {}
 
 
 def _reap(pgid: int, wait: float = 5.0) -> None:

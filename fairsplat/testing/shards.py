@@ -42,3 +42,14 @@ def fail_on_five(shard: list[int]) -> list[tuple[int, int, str]]:
             fh.write("x")
         raise ValueError("five is not allowed")
     return square(shard)
+
+
+def pid_then_sleep(job: tuple[str, float]) -> int:
+    """A job for fairsplat/train/jobs.py's pool (tests/test_jobs_signals.py): writes this worker's pid into
+    ``<dir>/<pid>.pid``, then sleeps ``seconds`` (a training run that is still busy when its parent is stopped)."""
+    import os
+
+    folder, seconds = job
+    (Path(folder) / f"{os.getpid()}.pid").write_text(str(os.getpid()))
+    time.sleep(seconds)
+    return os.getpid()

@@ -39,4 +39,5 @@ class TrackConfig:
     photometric: bool = False
     photometric_iters: int = 40
     threads: int = 1
+    workers: int = 1
     plot_samples: int = 12

@@ -18,6 +18,7 @@ import torch
 
 from fairsplat.head.model import HeadModel
 from fairsplat.io.tables import write_table
+from fairsplat.parallel import WorkersConfig
 from fairsplat.track import plots, tables
 from fairsplat.track.evaluate import nme, summarise, synth_errors
 from fairsplat.track.config import TrackConfig
@@ -155,7 +156,7 @@ def _prefixed(name: str, m: dict) -> dict:
 
 
 def run_track(cfg: TrackConfig, head_path: Path, inputs: dict[str, Path], out: Path, plot_dir: Path | None,
-              detect: Callable | None = None) -> dict:  # fmt: skip
+              detect: Callable | None = None, engine: WorkersConfig | None = None) -> dict:  # fmt: skip
     """Track every input into ``out`` (a fresh directory); returns the metrics dict.
 
     Order: fit every input, write both tables, then draw the overlays; a plotting
@@ -178,7 +179,7 @@ def run_track(cfg: TrackConfig, head_path: Path, inputs: dict[str, Path], out: P
         if detected not in fitters:
             fitters[detected] = Fitter(model, fit_config(cfg, detected, named_expressions=head.source == "procedural"))
         fitter = fitters[detected]
-        run = run_fit(items, fitter, cfg.share_shape, cfg.batch_size)
+        run = run_fit(items, fitter, cfg.share_shape, cfg.batch_size, cfg.workers, engine, scratch=str(out))
         fitted_total, fit_seconds = fitted_total + int(run.fitted.sum()), fit_seconds + run.fit_seconds
         m: dict = {}
         if cfg.photometric:

@@ -19,8 +19,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
+from fairsplat.parallel import Plan, WorkersConfig, map_shards
 from fairsplat.track.fit import FitConfig, Fitter, flame_landmarks_2d
 from fairsplat.track.priors import PriorWeights
 from fairsplat.track.sources import OK, Items
@@ -98,7 +98,16 @@ def _ids(values: list) -> torch.Tensor:  # labels -> long ids (None: a fresh id 
     return torch.tensor([table.setdefault(v if v is not None else ("none", i), len(table)) for i, v in enumerate(values)])
 
 
-def run_fit(items: Items, fitter: Fitter, share_shape: bool = True, batch_size: int = 64) -> TrackRun:
+def run_fit(items: Items, fitter: Fitter, share_shape: bool = True, batch_size: int = 64, workers: int = 1,
+            engine: WorkersConfig | None = None, scratch: str | None = None) -> TrackRun:  # fmt: skip
+    """Fit every row (module docstring), one batch a shard of fairsplat/parallel.
+
+    ``workers == 1`` (default): in this process, on its torch threads, as
+    before; else ``workers`` spawned processes of one torch thread each, or
+    the Dask cluster of ``engine`` (the fitter travels pickled, once per
+    worker; ``scratch``: a directory every worker can write). A batch whose
+    fit fails every attempt leaves its rows unfitted, rejected with reason
+    ``error: <the error>``."""
     n, ns, ne = len(items), fitter.model.n_shape, fitter.model.n_expr
     out = TrackRun(np.zeros(n, bool), np.zeros(n, bool), np.full((n, ns), np.nan, np.float32),
                    np.full((n, ne), np.nan, np.float32), np.full((n, 15), np.nan, np.float32),
@@ -107,19 +116,49 @@ def run_fit(items: Items, fitter: Fitter, share_shape: bool = True, batch_size: 
     mask = rows_to_fit(items)
     keys = subject_keys(items, share_shape)
     ok = np.array([s == OK for s in items.status], bool)
-    batches = plan_batches(items, mask, share_shape, batch_size)
-    for rows in tqdm(batches, desc="fit", unit="batch", mininterval=1.0, leave=False):
-        targets = torch.as_tensor(np.nan_to_num(items.targets[rows]))  # [B, 68, 2]
-        visible = torch.as_tensor(items.visible[rows] & ok[rows, None], dtype=torch.float32)  # [B, 68]
-        res = fitter.fit(targets, torch.as_tensor(items.K[rows]), visible,
-                         subjects=_ids([keys[i] for i in rows]), sequence=_ids([items.sequence[i] for i in rows]))  # fmt: skip
-        out.fit_seconds += res.seconds
+    shards = [{"rows": rows, "targets": np.nan_to_num(items.targets[rows]),  # [B, 68, 2]
+               "K": items.K[rows], "visible": items.visible[rows] & ok[rows, None],  # [B, 3, 3], [B, 68]
+               "subjects": [keys[i] for i in rows], "sequence": [items.sequence[i] for i in rows]}
+              for rows in plan_batches(items, mask, share_shape, batch_size)]  # fmt: skip
+    plan = Plan(workers=workers, context="spawn", desc="fit", unit="row", weight=lambda b: len(b["rows"]))
+    failed: dict[int, str] = {}
+    inline = workers == 1 and (engine is None or engine.engine == "local")  # in this process: its threads stay
+    for o in map_shards(_fit_shard, shards, plan, engine, init=_init_fit, initargs=(fitter, inline), scratch_in=scratch):
+        rows = o.shard["rows"]
+        if not o.ok:
+            failed |= {int(i): o.error for i in rows}
+            continue
+        out.fit_seconds += o.value["seconds"]
         for name in ("shape", "expr", "pose", "transl", "landmarks2d", "data_loss"):
-            getattr(out, name)[rows] = getattr(res, name).numpy()
+            getattr(out, name)[rows] = o.value[name]
     out.fitted[mask] = True
     out.interpolated[mask & ~ok] = True
+    for i, why in failed.items():  # before interpolation: a failed batch's frames are no clip's anchors
+        out.fitted[i] = out.interpolated[i] = False
+        items.status[i] = f"error: {why}"[:300]
     interpolate_clips(items, out, fitter)
     return out
+
+
+_FIT: dict = {}
+"""Per process: the fitter the shards use (set by :func:`_init_fit`)."""
+
+
+def _init_fit(fitter: Fitter, inline: bool) -> None:
+    """``inline``: the shards run in the caller's process (which may itself be a worker of another stage's
+    shards, e.g. evaluate's re-tracking): its torch threads stay; elsewhere one thread per worker process."""
+    if not inline:
+        torch.set_num_threads(1)
+    _FIT["fitter"] = fitter
+
+
+def _fit_shard(b: dict) -> dict:
+    """One batch through the fitter. -> its per-row arrays (numpy) and the optimiser's wall time."""
+    res = _FIT["fitter"].fit(torch.as_tensor(b["targets"]), torch.as_tensor(b["K"]),
+                             torch.as_tensor(b["visible"], dtype=torch.float32),
+                             subjects=_ids(b["subjects"]), sequence=_ids(b["sequence"]))  # fmt: skip
+    return {"seconds": res.seconds, **{name: getattr(res, name).numpy()
+                                        for name in ("shape", "expr", "pose", "transl", "landmarks2d", "data_loss")}}  # fmt: skip
 
 
 @torch.no_grad()

@@ -16,21 +16,30 @@ leaving the stage waiting forever for a result that will never come. Tensors
 cross as numpy arrays (:func:`to_arrays` / :func:`to_tensors`): torch pickles
 tensors between processes as shared-memory handles, which are dead once the
 worker that made them exits.
+
+Workers die with their parent (fairsplat/parallel/lifeline.py): while the
+pool runs, a SIGTERM of the stage kills them first, and each worker exits
+once the stage is gone (a SIGKILL of the stage alone); without this, a
+``kill`` of a stage left its workers training on as orphans for minutes.
 """
 
 from __future__ import annotations
 
 import multiprocessing as mp
+import os
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from typing import TypeVar
 
+from fairsplat.parallel.lifeline import die_with, kill_children_on_sigterm
+
 J = TypeVar("J")
 R = TypeVar("R")
 
 
-def _init(threads: int) -> None:
+def _init(threads: int, parent: int) -> None:
+    die_with(parent)
     import torch
 
     torch.set_num_threads(threads)
@@ -45,7 +54,8 @@ def run_jobs(fn: Callable[[J], R], jobs: Sequence[J], workers: int, threads: int
     if workers <= 1 or len(jobs) <= 1:
         return [fn(j) for j in jobs]
     ctx = mp.get_context("spawn")
-    with ProcessPoolExecutor(min(workers, len(jobs)), mp_context=ctx, initializer=_init, initargs=(threads,)) as pool:
+    with kill_children_on_sigterm(), ProcessPoolExecutor(min(workers, len(jobs)), mp_context=ctx, initializer=_init,
+                                                           initargs=(threads, os.getpid())) as pool:  # fmt: skip
         return list(pool.map(fn, jobs))
 
 
