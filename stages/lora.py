@@ -41,12 +41,15 @@ def main(
     from fairsplat.io.metrics import write_metrics
     from fairsplat.lora.adapters import matching_layers
     from fairsplat.lora.report import lora_metrics
-    from fairsplat.lora.run import build_model, require_lam, run_lora
-    from fairsplat.lora.save import log_and_plot, save_adapter
+    from fairsplat.lora.run import build_model, not_lam_reason, run_lora
+    from fairsplat.lora.save import log_and_plot, save_adapter, write_absent
     from fairsplat.models.generator import GeneratorConfig
 
     meta = read_config(model)
-    require_lam(meta, model)  # a UV generator (train_ff.arch uv) has no decoder attention: refused before work
+    if reason := not_lam_reason(meta, model):  # a UV generator (train_ff.arch uv) has no decoder attention
+        write_absent(out, plots, metrics_dir, reason)  # before any work; evaluate lists the variant absent
+        typer.echo(f"lora: absent: {reason}")
+        return
     cfg = section.run_config(GeneratorConfig.from_json(meta), int(meta["size"]))
     matching_layers(build_model("base", model, cfg.spec), cfg.spec)  # a bad target fails here, naming the key
     if section.threads:

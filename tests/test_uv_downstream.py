@@ -6,6 +6,7 @@ its output depends on its inputs (no number here is a quality claim)."""
 from __future__ import annotations
 
 import itertools
+import json
 
 import pytest
 import torch
@@ -114,7 +115,7 @@ def test_avatar_commands_model_step_takes_a_uv_model(uv):
         torch.testing.assert_close(a, b)
 
 
-def test_lora_refuses_a_uv_model_before_work_naming_both_keys(uv, tiny_pipeline, tmp_path):
+def test_lora_refuses_a_uv_model_before_work_naming_both_keys_and_says_so_in_its_outputs(uv, tiny_pipeline, tmp_path):
     from fairsplat.lora.adapters import LoraSpec
     from fairsplat.lora.run import build_model
     from stages.lora import app
@@ -127,7 +128,19 @@ def test_lora_refuses_a_uv_model_before_work_naming_both_keys(uv, tiny_pipeline,
             "--tracks", str(repo / "data/tracks"), "--out", str(tmp_path / "lora"), "--plots", str(tmp_path / "plots"),
             "--params", str(repo / "params.yaml"), "--metrics-dir", str(tmp_path / "m"),
             "--checkpoints", str(tmp_path / "ck")]  # fmt: skip
-    result = CliRunner().invoke(app, args)
-    assert result.exit_code != 0 and isinstance(result.exception, ParamsError)
-    assert "train_ff.arch" in str(result.exception) and "lora.target-modules" in str(result.exception)
-    assert not any(p.exists() for p in (tmp_path / "lora", tmp_path / "plots", tmp_path / "m", tmp_path / "ck"))
+    result = CliRunner().invoke(app, args)  # the stage: no adapter, its outputs say why, so dvc repro runs on
+    assert result.exit_code == 0, result.output
+    absent = json.loads((tmp_path / "lora" / "absent.json").read_text())
+    metrics = json.loads((tmp_path / "m" / "lora.json").read_text())
+    assert absent["absent"] and metrics["absent"] and metrics["absent_reason"] == absent["reason"]
+    assert "train_ff.arch" in absent["reason"] and "lora.target-modules" in absent["reason"]
+    assert sorted(p.name for p in (tmp_path / "lora").iterdir()) == ["absent.json"]
+    assert not (tmp_path / "ck").exists()  # refused before any training
+    # stage evaluate then lists the lora variant absent with that reason
+    from fairsplat.evaluate.config import Inputs
+    from fairsplat.evaluate.variants import VariantAbsent, build_lora
+
+    inputs = Inputs(repo / "assets/head/head.npz", repo / "data/curated", repo / "data/tracks", d, tmp_path / "lora",
+                    repo / "data/refined", repo / "models/enhancer")  # fmt: skip
+    with pytest.raises(VariantAbsent, match=r"train_ff\.arch 'uv'"):
+        build_lora(inputs, None, None, None)

@@ -90,6 +90,10 @@ def build_lora(inputs: Inputs, frames: Frames, plan: Plan, head) -> Built:
     from fairsplat.lora.adapters import LoraSpec, attach
     from fairsplat.lora.soulsplats import WEIGHTS, import_soulsplats
 
+    from fairsplat.lora.save import ABSENT
+
+    if (inputs.lora / ABSENT).is_file():  # stage lora ran and wrote why there is no adapter (a UV base)
+        raise VariantAbsent(json.loads((inputs.lora / ABSENT).read_text())["reason"])
     _need(inputs.lora / WEIGHTS, "stage lora has not run")
     model, meta = _generator(inputs.ff, frames)
     cfg = json.loads((inputs.lora / "config.json").read_text())

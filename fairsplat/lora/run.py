@@ -69,11 +69,18 @@ def require_lam(meta: dict, model_dir: Path) -> None:
     needs the UV task's tracks and losses, not ``FFTask``'s. Adapting other layers (its DPT convs or
     heads) would be a method of our own, not seed 000's, so stage lora does not pretend to.
     """
+    reason = not_lam_reason(meta, model_dir)
+    if reason:
+        raise ParamsError(reason)
+
+
+def not_lam_reason(meta: dict, model_dir: Path) -> str | None:
+    """Why a base cannot take seed 000's adapter (see :func:`require_lam`); None for a LAM-style base."""
     arch = meta.get("arch", "lam")
-    if arch != "lam":
-        raise ParamsError(f"{model_dir}: a train_ff.arch {arch!r} generator; stage lora adapts the LAM-style "
-                          f"decoder's attention (lora.target-modules), which it does not have. Train with "
-                          f"train_ff.arch: lam, or leave stage lora out of this pipeline")  # fmt: skip
+    if arch == "lam":
+        return None
+    return (f"{model_dir}: a train_ff.arch {arch!r} generator; stage lora adapts the LAM-style decoder's attention "
+            f"(lora.target-modules), which it does not have. Train with train_ff.arch: lam for an adapter")  # fmt: skip
 
 
 def build_model(name: str, model_dir: Path, spec: LoraSpec):

@@ -8,6 +8,23 @@ from typing import Any
 from fairsplat.lora.soulsplats import export_soulsplats
 
 
+ABSENT = "absent.json"
+"""Stage lora's whole output when its base cannot take an adapter (a UV generator): the reason, so that
+``dvc repro -S train_ff.arch=uv`` runs on and stage evaluate lists the lora variant absent with it."""
+
+
+def write_absent(out: Path, plots: Path, metrics_dir: Path, reason: str) -> None:
+    import json
+
+    from fairsplat.io import atomic_dir
+    from fairsplat.io.metrics import write_metrics
+
+    with atomic_dir(out) as tmp, atomic_dir(plots) as plot_tmp:
+        (tmp / ABSENT).write_text(json.dumps({"absent": True, "reason": reason}, indent=1) + "\n")
+        (plot_tmp / "absent.txt").write_text(reason + "\n")
+    write_metrics("lora", {"absent": True, "absent_reason": reason}, root=metrics_dir)
+
+
 def save_adapter(out: Path, peft_model, section, base_meta: dict[str, Any]) -> int:
     """``lora_weights.pt`` + ``config.json`` + ``training_config.yaml``; returns the weights file's size in bytes."""
     config = {"base_model": "fairsplat generator (models/ff)", "rank": section.rank, "alpha": section.alpha,
