@@ -144,12 +144,11 @@ def run_lora(cfg: LoraRunConfig, model_dir: Path, head: Path, curated: Path, tra
                        f"{fingerprint}:{n}") for n in names]  # fmt: skip
     t = cfg.train
     store = {"feature_store": False}
-    if t.feature_store and GeneratorConfig.from_json(_meta(model_dir)).encoder.stores_features():
-        # normally every crop is stored already, by train_ff
+    base_cfg = GeneratorConfig.from_json(_meta(model_dir))
+    if t.feature_store and base_cfg.encoder.stores_features():  # normally every crop is stored already, by train_ff
         every = load_frames(curated, tracks, [t.train_split, t.watch_split, *t.eval_splits])
         rows = encoded_rows(every, t.train_split, [t.watch_split, *t.eval_splits], max(t.max_k, *t.eval_ks))
-        store = warm_features(GeneratorConfig.from_json(_meta(model_dir)), every, rows,
-                              threads=cfg.workers * max(1, t.threads))  # fmt: skip
+        store = warm_features(base_cfg, every, rows, threads=cfg.workers * max(1, t.threads))
         del every
     t0 = time.perf_counter()
     results = {r["name"]: r for r in run_jobs(train_run, jobs, cfg.workers, threads=max(1, cfg.train.threads))}
@@ -163,7 +162,7 @@ def run_lora(cfg: LoraRunConfig, model_dir: Path, head: Path, curated: Path, tra
         for m in models.values():
             attach_store(m)
     frames = load_frames(curated, tracks, list(t.eval_splits))
-    binding = AvatarBinding(HeadModel.load(head), GeneratorConfig.from_json(_meta(model_dir)).binding)
+    binding = AvatarBinding(HeadModel.load(head), base_cfg.binding)
     held, short = heldout_subjects(frames, t.eval_splits, t.eval_ks)
     rows = []
     with torch_threads(cfg.workers * max(1, t.threads)):  # the trainers are done: score with every core

@@ -14,13 +14,12 @@ ABSENT = "absent.json"
 
 
 def write_absent(out: Path, plots: Path, metrics_dir: Path, reason: str) -> None:
-    import json
-
     from fairsplat.io import atomic_dir
+    from fairsplat.io.atomic import write_json
     from fairsplat.io.metrics import write_metrics
 
     with atomic_dir(out) as tmp, atomic_dir(plots) as plot_tmp:
-        (tmp / ABSENT).write_text(json.dumps({"absent": True, "reason": reason}, indent=1) + "\n")
+        write_json(tmp / ABSENT, {"absent": True, "reason": reason})
         (plot_tmp / "absent.txt").write_text(reason + "\n")
     write_metrics("lora", {"absent": True, "absent_reason": reason}, root=metrics_dir)
 
