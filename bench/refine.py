@@ -14,11 +14,13 @@ included), one image per iteration; prints its/s, ms/it, the cores other process
 
 ``ablation``: stage refine's own per-subject path (plan, FF init from the generator, refine, held-out
 scores, spike statistics over the held-out cameras) on a few test subjects, once per variant: full;
-no scale freeze; no clamp; no aspect penalty (adaptive TTO off in all, so every variant runs the same
+no scale freeze; no clamp; no aspect penalty; the penalty on the training cameras only (no turned
+cameras: seed 003's form) (adaptive TTO off in all, so every variant runs the same
 iterations; the subjects' plans are the stage's, so with ``adaptive-tto`` in params the watched crop stays out of
 training as in the stage). ``--root`` is a repo with ``assets/head``, ``data/curated``, ``data/tracks``, ``models/ff``.
 Prints one JSON row per (variant, subject), then a markdown table of the means. ``--clamp-min``/``--clamp-max``
-override ``refine.log-scale-clamp``'s bounds for every variant (what a tighter clamp changes).
+override ``refine.log-scale-clamp``'s bounds for every variant (what a tighter clamp changes); ``--turned DEG``
+adds the spike share on the held-out cameras turned by (±DEG, ±DEG) about the head (poses no camera saw).
 
 ``spikes``: the refined avatars of a finished stage run (``<root>/data/refined``), their spike share in the
 cameras they were trained on against their held-out cameras, and the share sitting just under the bound
@@ -48,12 +50,14 @@ from fairsplat.refine.loop import Views, refine  # noqa: E402
 from fairsplat.refine.strategies import build_strategies  # noqa: E402
 
 ANTI_SPIKE = ("scale-freeze", "log-scale-clamp", "aspect")
-VARIANTS = {
-    "full": ANTI_SPIKE,
-    "no scale freeze": ("log-scale-clamp", "aspect"),
-    "no clamp": ("scale-freeze", "aspect"),
-    "no aspect penalty": ("scale-freeze", "log-scale-clamp"),
+VARIANTS: dict[str, tuple[tuple[str, ...], dict]] = {
+    "full": (ANTI_SPIKE, {}),
+    "no scale freeze": (("log-scale-clamp", "aspect"), {}),
+    "no clamp": (("scale-freeze", "aspect"), {}),
+    "no aspect penalty": (("scale-freeze", "log-scale-clamp"), {}),
+    "penalty on training cameras only": (ANTI_SPIKE, {"jitter_views": 0}),  # seed 003's penalty, no turned cameras
 }
+"""name -> (anti-spike strategies, overrides of refine.aspect)."""
 
 
 def _head():
@@ -86,7 +90,8 @@ def speed(args) -> None:
     if args.lam:
         specs.append(("LAM-20K", BindingSpec("points", levels=1)))
     cfg = RefineConfig(iterations=args.iters, strategies=ANTI_SPIKE, scale_freeze=ScaleFreezeConfig(0),
-                       clamp=ClampConfig(start=0), aspect=AspectConfig(start=0), backend=args.backend)  # fmt: skip
+                       clamp=ClampConfig(start=0), aspect=AspectConfig(start=0, jitter_views=args.jitter_views),
+                       backend=args.backend)  # fmt: skip
     for name, spec in specs:
         binding = AvatarBinding(head, spec).to(args.device)
         init = Avatar.neutral(binding)
@@ -114,7 +119,7 @@ def ablation(args) -> None:
     from fairsplat.head.model import HeadModel
     from fairsplat.models.generator import GeneratorConfig, load_generator
     from fairsplat.refine.data import load_track_info, plan_subjects
-    from fairsplat.refine.run import refine_subject
+    from fairsplat.refine.run import refine_subject, views_of
     from fairsplat.sections.refine import RefineParams
 
     root = Path(args.root)
@@ -136,10 +141,10 @@ def ablation(args) -> None:
     plans = [p for p in plans if (not args.types or p.fitzpatrick in args.types) and (not args.subjects or p.subject in args.subjects)]
     size = int(frames.images.shape[-1])
     table: dict[str, list[dict]] = {}
-    for variant, strategies in VARIANTS.items():
-        cfg = replace(base, strategies=strategies)
+    for variant, (strategies, aspect) in VARIANTS.items():
+        cfg = replace(base, strategies=strategies, aspect=replace(base.aspect, **aspect))
         for plan in plans:
-            res, _, _ = refine_subject(model, frames, binding, plan, cfg, size)
+            res, _, refined = refine_subject(model, frames, binding, plan, cfg, size)
             ref = [r for r in res.rows if r["variant"] == "refined"]
             ff = [r for r in res.rows if r["variant"] == "ff"]
             mean = lambda rows, k: sum(r[k] for r in rows) / len(rows)  # noqa: E731
@@ -149,20 +154,40 @@ def ablation(args) -> None:
                    "aspect_p99": res.info["aspect_p99"], "aspect_max": res.info["aspect_max"],
                    "ff_spike_frac": res.info["ff_spike_frac"], "seconds": res.info["seconds"],
                    "clamped": res.info["strategies"].get("log-scale-clamp", {}).get("clamped")}  # fmt: skip
+            if args.turned:  # the held-out cameras turned about the head: poses no camera of refinement saw
+                r = turned_log_ratios(refined, views_of(frames, plan.heldout), size, args.turned)
+                row["turned_spike_frac"] = float((r > 2.0 * base.aspect.tau).double().mean())
             table.setdefault(variant, []).append(row)
             print(json.dumps(row), flush=True)
     print(f"\n{len(plans)} subject(s): {', '.join(p.subject + ' (' + str(p.fitzpatrick) + ')' for p in plans)}; "
           f"{base.iterations} iterations; tau {base.aspect.tau} (bound {2.718281828 ** (2 * base.aspect.tau):.2f})\n")
-    print("| variant | held-out PSNR (masked) | held-out PSNR | spike frac (%) | aspect p99 | aspect max | clamp hits |")
-    print("|---|---|---|---|---|---|---|")
+    turned = f" spike frac (%) turned ±{args.turned:g}° |" if args.turned else ""
+    print(f"| variant | held-out PSNR (masked) | held-out PSNR | spike frac (%) | aspect p99 | aspect max | clamp hits |{turned}")
+    print("|---|---|---|---|---|---|---|" + ("---|" if args.turned else ""))
     for variant, rows in table.items():
         m = lambda k: sum(r[k] for r in rows) / len(rows)  # noqa: E731
         hits = m("clamped") if rows[0]["clamped"] is not None else None
         print(f"| {variant} | {m('psnr_masked'):.2f} | {m('psnr'):.2f} | {100 * m('spike_frac'):.3f} | "
-              f"{m('aspect_p99'):.2f} | {max(r['aspect_max'] for r in rows):.1f} | {'' if hits is None else round(hits)} |")
+              f"{m('aspect_p99'):.2f} | {max(r['aspect_max'] for r in rows):.1f} | {'' if hits is None else round(hits)} |"
+              + (f" {100 * m('turned_spike_frac'):.3f} |" if args.turned else ""))
     ff = table["full"]
     print(f"| FF init | {sum(r['ff_psnr_masked'] for r in ff) / len(ff):.2f} | | "
           f"{100 * sum(r['ff_spike_frac'] for r in ff) / len(ff):.3f} | | | |")
+
+
+@torch.no_grad()
+def turned_log_ratios(avatar: Avatar, views: Views, size: int, deg: float) -> torch.Tensor:  # -> [M]
+    """log λmax/λmin of the drawn Gaussians in each view turned about the head by (±deg, ±deg): 4 turns per view."""
+    from fairsplat.refine.aspect import screen_log_aspect, turn_about
+
+    means, quats, scales = avatar.posed(views.expr, views.pose, views.transl)
+    yaw, pitch = torch.tensor([deg, -deg, deg, -deg]), torch.tensor([deg, deg, -deg, -deg])
+    out = []
+    for i in range(len(views)):
+        cams = turn_about(views.viewmat[i], means[i].mean(0), yaw, pitch)  # [4, 4, 4]
+        lr, vis = screen_log_aspect(means[i], quats[i], scales[i], avatar.opacities, cams, views.K[i].expand(4, 3, 3), size)
+        out.append(lr[vis])
+    return torch.cat(out)
 
 
 def spikes(args) -> None:
@@ -206,6 +231,7 @@ def main() -> None:
     s.add_argument("--device", default="cpu")
     s.add_argument("--backend", default="auto")
     s.add_argument("--threads", type=int, default=1)
+    s.add_argument("--jitter-views", type=int, default=2, help="refine.aspect.jitter-views (params.yaml: 2)")
     a = sub.add_parser("ablation")
     a.add_argument("--root", default=ROOT)
     a.add_argument("--per-type", type=int, default=1)
@@ -215,6 +241,7 @@ def main() -> None:
     a.add_argument("--phase", type=int, default=None, help="freeze/clamp/penalty start (default: params.yaml's)")
     a.add_argument("--clamp-min", type=float, default=None, help="log-scale-clamp.min (default: params.yaml's)")
     a.add_argument("--clamp-max", type=float, default=None, help="log-scale-clamp.max (default: params.yaml's)")
+    a.add_argument("--turned", type=float, default=0.0, help="also count spikes with the held-out cameras turned ±DEG")
     a.add_argument("--threads", type=int, default=1)
     k = sub.add_parser("spikes")
     k.add_argument("--root", default=ROOT)

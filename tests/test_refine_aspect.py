@@ -14,6 +14,7 @@ from fairsplat.refine.aspect import (
     log_aspect,
     screen_log_aspect,
     spike_stats,
+    turn_about,
 )
 from fairsplat.splat.camera import intrinsics, look_at
 
@@ -80,3 +81,29 @@ def test_nothing_visible_gives_zero_not_nan():
     behind = means + torch.tensor([0.0, 0.0, 5.0], dtype=torch.float64)  # behind the cameras
     lr, vis = screen_log_aspect(behind, quats, log_scales.exp(), opac, views, Ks, 64)
     assert not vis.any() and aspect_penalty(lr, vis, 0.5).item() == 0.0
+
+
+def _rot_about_axis(axis: torch.Tensor, deg: float) -> torch.Tensor:  # [3], degrees -> [3, 3] (Rodrigues)
+    k = axis / axis.norm()
+    kx = torch.tensor([[0.0, -k[2], k[1]], [k[2], 0.0, -k[0]], [-k[1], k[0], 0.0]], dtype=axis.dtype)
+    a = math.radians(deg)
+    return torch.eye(3, dtype=axis.dtype) + math.sin(a) * kx + (1 - math.cos(a)) * kx @ kx
+
+
+@pytest.mark.parametrize("yaw,pitch", [(0.0, 0.0), (15.0, 0.0), (0.0, -10.0), (-12.0, 7.0)])
+def test_turn_about_equals_turning_the_points_about_the_centre(yaw, pitch):
+    """Reference: turn every world point about the centre (yaw about the camera's down axis, then pitch about its
+    right axis, Rodrigues per point) and view it with the original camera; the turned camera must see the same."""
+    means, *_, views, _ = _scene()
+    vm, centre = views[1], means.mean(0)
+    turned = turn_about(vm, centre, torch.tensor([yaw], dtype=vm.dtype), torch.tensor([pitch], dtype=vm.dtype))[0]
+    right, down = vm[0, :3], vm[1, :3]  # the camera's axes in world coordinates
+    r_world = _rot_about_axis(right, pitch) @ _rot_about_axis(down, yaw)  # [3, 3] the same turn, in world axes
+    for p in means:
+        q = r_world @ (p - centre) + centre  # the turned point, world
+        want = vm[:3, :3] @ q + vm[:3, 3]
+        got = turned[:3, :3] @ p + turned[:3, 3]
+        torch.testing.assert_close(got, want)
+    torch.testing.assert_close(turned[:3, :3] @ turned[:3, :3].T, torch.eye(3, dtype=vm.dtype))  # still a rotation
+    if yaw == pitch == 0.0:
+        torch.testing.assert_close(turned, vm)

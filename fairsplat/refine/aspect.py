@@ -67,6 +67,33 @@ def screen_log_aspect(
     return log_aspect(proj.conics), visible
 
 
+def turn_about(
+    viewmat: Tensor,  # [4, 4] world-to-camera
+    centre: Tensor,  # [3] world point turned about (a head's centre)
+    yaw_deg: Tensor,  # [J] about the camera's vertical axis through ``centre``
+    pitch_deg: Tensor,  # [J] then about its horizontal axis
+) -> Tensor:  # [J, 4, 4]
+    """The camera as it would see the scene turned by (yaw, pitch) about ``centre``, in its own axes.
+
+    Equivalent to the head turning in front of a fixed camera: p' = R (p - c) + c
+    in camera coordinates, c = the centre seen from the camera. Used to show a
+    regulariser poses it has no image of (refine's aspect penalty).
+    """
+    yaw, pitch = torch.deg2rad(yaw_deg), torch.deg2rad(pitch_deg)  # [J]
+    cy, sy, cp, sp = torch.cos(yaw), torch.sin(yaw), torch.cos(pitch), torch.sin(pitch)
+    one, zero = torch.ones_like(yaw), torch.zeros_like(yaw)
+    r_yaw = torch.stack([torch.stack([cy, zero, sy], -1), torch.stack([zero, one, zero], -1),
+                         torch.stack([-sy, zero, cy], -1)], -2)  # [J, 3, 3]  # fmt: skip
+    r_pitch = torch.stack([torch.stack([one, zero, zero], -1), torch.stack([zero, cp, -sp], -1),
+                           torch.stack([zero, sp, cp], -1)], -2)  # [J, 3, 3]  # fmt: skip
+    rot = r_pitch @ r_yaw  # [J, 3, 3]
+    c = viewmat[:3, :3] @ centre + viewmat[:3, 3]  # [3] in camera coordinates
+    turn = torch.eye(4, dtype=viewmat.dtype).repeat(len(yaw), 1, 1)  # [J, 4, 4]
+    turn[:, :3, :3] = rot
+    turn[:, :3, 3] = c - rot @ c
+    return turn @ viewmat
+
+
 def aspect_penalty(log_ratio: Tensor, visible: Tensor, tau: float) -> Tensor:  # [C, N] x2 -> scalar
     """Mean over visible (camera, Gaussian) pairs of ReLU(½·log ratio − τ); 0 when nothing is visible."""
     hinge = torch.relu(0.5 * log_ratio - tau)

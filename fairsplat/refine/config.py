@@ -36,6 +36,8 @@ class AspectConfig:
     weight: float = 0.1
     tau: float = 1.0  # penalise ½·log(λmax/λmin) above τ: eigenvalue ratio above e^(2τ)
     start: int = 500  # seed 003: from iteration 500
+    jitter_views: int = 0  # extra cameras per iteration, orbited about the head from this iteration's (projection only)
+    jitter_deg: float = 15.0  # largest yaw/pitch of those orbits, degrees (uniform in [-d, d])
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,9 @@ strategy            hook            what it does
                                     log-scale in the binding (metres for points, triangle
                                     units for the UV grid: one rule for both)
 ``aspect``          pre_backward    from ``start`` on, adds weight x L_aspect of this
-                                    iteration's camera (``fairsplat.refine.aspect``)
+                                    iteration's camera and of ``jitter_views`` cameras
+                                    turned about the head by up to ``jitter_deg``
+                                    (``fairsplat.refine.aspect``)
 ``adaptive-tto``    post_step       at the planned end, extends the budget by ``extend`` while
                                     the watched images' loss fell by more than ``min_gain``
                                     (relative) over the last ``extend`` iterations, up to ``cap``
@@ -37,7 +39,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from fairsplat.refine.aspect import aspect_penalty, log_aspect, screen_log_aspect
+from fairsplat.refine.aspect import aspect_penalty, log_aspect, screen_log_aspect, turn_about
 from fairsplat.refine.config import AspectConfig, ClampConfig, RefineConfig, TTOConfig
 
 
@@ -115,20 +117,37 @@ class LogScaleClamp(Strategy):
 
 
 class AspectPenalty(Strategy):
+    """Seed 003's L_aspect on this iteration's camera, plus ``jitter_views`` turned copies of it.
+
+    Why the turned copies: the hinge stops pushing at the bound, so on the
+    cameras it sees Gaussians settle just under it, and a held-out frame whose
+    head is turned a few degrees tips them over (bench/README.md
+    "Refinement"). The copies cost a projection each, no render: the penalty
+    then holds over a neighbourhood of poses, not at the training ones only.
+    """
+
     name = "aspect"
 
-    def __init__(self, cfg: AspectConfig) -> None:
+    def __init__(self, cfg: AspectConfig, seed: int = 0) -> None:
         self.cfg = cfg
+        self.gen = torch.Generator().manual_seed(seed)  # the turns: deterministic per subject and seed
 
     def pre_backward(self, ctx: StepContext) -> dict[str, Tensor]:
         if ctx.step < self.cfg.start or self.cfg.weight == 0:
             return {}
         meta = ctx.meta or {}
         if meta.get("conics") is not None and meta["conics"].requires_grad:  # this render's own projection
-            log_ratio, visible = log_aspect(meta["conics"]), (meta["radii"] > 0).any(-1)
+            log_ratio, visible = log_aspect(meta["conics"]), (meta["radii"] > 0).any(-1)  # [1, G]
         else:  # a backend whose meta is not differentiable: project once more
             log_ratio, visible = screen_log_aspect(ctx.means, ctx.quats, ctx.scales, ctx.opacities, ctx.viewmat, ctx.K,
                                                    ctx.size)  # fmt: skip
+        if self.cfg.jitter_views > 0:
+            j = self.cfg.jitter_views
+            yaw, pitch = ((torch.rand(2, j, generator=self.gen) * 2 - 1) * self.cfg.jitter_deg).to(ctx.means)  # [J] x2
+            turned = turn_about(ctx.viewmat[0], ctx.means.detach().mean(0), yaw, pitch)  # [J, 4, 4]
+            lr_j, vis_j = screen_log_aspect(ctx.means, ctx.quats, ctx.scales, ctx.opacities, turned,
+                                            ctx.K.expand(j, 3, 3), ctx.size)  # [J, G] x2  # fmt: skip
+            log_ratio, visible = torch.cat([log_ratio, lr_j]), torch.cat([visible, vis_j])  # [1 + J, G]
         return {"aspect": self.cfg.weight * aspect_penalty(log_ratio, visible, self.cfg.tau)}
 
 
@@ -169,7 +188,7 @@ class AdaptiveTTO(Strategy):
 STRATEGIES: dict[str, Callable[[RefineConfig, Tensor], Strategy]] = {
     "scale-freeze": lambda cfg, base: ScaleFreeze(cfg.scale_freeze.until),
     "log-scale-clamp": lambda cfg, base: LogScaleClamp(base, cfg.clamp),
-    "aspect": lambda cfg, base: AspectPenalty(cfg.aspect),
+    "aspect": lambda cfg, base: AspectPenalty(cfg.aspect, cfg.seed),
     "adaptive-tto": lambda cfg, base: AdaptiveTTO(cfg.tto),
 }
 """name -> (config, the binding's base log-scales [G, 3]) -> a fresh strategy (one per subject: they keep state)."""
