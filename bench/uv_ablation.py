@@ -31,7 +31,12 @@ averaged over the pairs where both have a face; the others are counted, never sc
 
 ``--save-models DIR`` keeps each row's trained network (``DIR/<row>/``, fairsplat.io.checkpoint.save_weights,
 stage train_ff's format: ``fairsplat.models.generator.load_generator`` reads the generators back), so later
-metrics need no retraining. ``--out`` and ``--metrics`` are rewritten (atomically) after every finished row.
+metrics need no retraining: ``--rescore`` re-scores the saved rows of ``--out`` and trains nothing.
+``--out`` and ``--metrics`` are rewritten (atomically) after every finished row.
+
+Each row's AKD averages over the pairs where *its* renders have a face, a set that changes from row to row (a
+row whose blurry renders lose the face on hard poses keeps only the easy ones). ``akd_common`` compares rows on
+the same pairs: those where every compared row found a face (all rows; the UV rows; each UV row with C).
 """
 
 from __future__ import annotations
@@ -58,6 +63,8 @@ from fairsplat.io.atomic import write_json
 from fairsplat.io.checkpoint import save_weights
 from fairsplat.metrics.fairness import Stat, per_fitzpatrick
 from fairsplat.metrics.landmarks import akd
+from fairsplat.models.generator import load_generator
+from fairsplat.models.lam import ConstantAvatar
 from fairsplat.sections.train_ff import TrainFFParams
 from fairsplat.train.accel import build_accelerator
 
@@ -129,6 +136,23 @@ def akd_summary(rows: list[dict]) -> dict:
             "no_face_rate": no_render / len(rows) if rows else None}  # fmt: skip
 
 
+def common_akd(rows: dict[str, dict], names: list[str]) -> dict:
+    """Each of ``names``' AKD over the pairs (target ids) where every one of them has a pair AKD."""
+    have = [n for n in names if "pair_akd" in rows.get(n, {})]
+    if not have:
+        return {"rows": [], "pairs": 0, "akd": {}}
+    common = set.intersection(*({t for t, v in rows[n]["pair_akd"].items() if v is not None} for n in have))
+    akds = {n: float(np.mean([rows[n]["pair_akd"][t] for t in sorted(common)])) if common else None for n in have}
+    return {"rows": have, "pairs": len(common), "akd": akds}
+
+
+def akd_common(rows: dict[str, dict]) -> dict:
+    """AKD on shared pairs: all rows, the UV rows, and each UV row with C (seed 003 compares its rows with C/D)."""
+    uv = [n for n in "ABCEFG" if n in rows]
+    return {"all": common_akd(rows, list(rows)), "uv": common_akd(rows, uv),
+            "with_C": {n: common_akd(rows, ["C", n]) for n in uv if n != "C" and "C" in rows}}  # fmt: skip
+
+
 def novel_view(rows: list[dict], frames) -> list[dict]:
     """Rows whose target camera is none of the sources' cameras."""
     _, view = frame_view(frames)
@@ -141,6 +165,9 @@ def summarise(rows: list[dict], frames) -> dict:
     out["novel_view_psnr_masked"] = mean_of(novel_view(rows, frames), "psnr_masked")
     out["novel_view_targets"] = len(novel_view(rows, frames))
     out |= akd_summary(rows)
+    ids = [r["target_id"] for r in rows]
+    assert len(set(ids)) == len(ids), "one row per target (K = 1) keys pair_akd"
+    out["pair_akd"] = {r["target_id"]: r["akd"] for r in rows}  # per pair: akd_common's input
     stats = {m: Stat(column=m, higher_is_better=not m.startswith(("lpips", "akd"))) for m in PER_TYPE}
     out["per_fitzpatrick"] = per_fitzpatrick(rows, stats, n_boot=200, digits=3)
     return out
@@ -148,7 +175,7 @@ def summarise(rows: list[dict], frames) -> dict:
 
 def metric_rows(result: dict) -> dict:
     """The compact form of the bench's result for ``dvc metrics show`` (module docstring); nothing recomputed."""
-    out = {"config": result["config"], "rows": {}}
+    out = {"config": result["config"], "rows": {}, "akd_common": akd_common(result["rows"])}
     for name, r in result["rows"].items():
         keys = (*METRICS, "novel_view_psnr_masked", "akd", "no_face_rate")
         row = {k: round(r[k], 4) for k in keys if r.get(k) is not None}
@@ -174,6 +201,7 @@ def main() -> None:
     ap.add_argument("--lam-baseline", action="store_true", help="also fit the constant avatar on the LAM binding")
     ap.add_argument("--resume", action="store_true", help="keep the rows already in --out and run the others")
     ap.add_argument("--save-models", type=Path, default=None, help="save each row's trained network in DIR/<row>/")
+    ap.add_argument("--rescore", action="store_true", help="re-score --out's rows from --save-models; train nothing")
     args = ap.parse_args()
     if args.metrics_only:
         write_json(args.metrics, metric_rows(json.loads(args.out.read_text())))
@@ -195,20 +223,25 @@ def main() -> None:
                          "landmarks": retracker.backend, "landmarks_fallback": retracker.fallback},
               "rows": {}}  # fmt: skip
     print(json.dumps({"landmarks": retracker.backend, "fallback": retracker.fallback}), flush=True)
-    if args.resume and args.out.is_file():
+    if (args.resume or args.rescore) and args.out.is_file():
         result["rows"] = json.loads(args.out.read_text())["rows"]
 
-    def record(name: str, model, seconds: float, bind=binding, extra=None, meta=None) -> None:
-        if args.save_models is not None:
+    def record(name: str, model, seconds: float, bind=binding, extra=None, meta=None, keep=None) -> None:
+        if args.save_models is not None and not args.rescore:
             info = {"size": cfg.size, "head": str(root / "assets/head/head.npz"), "bench_row": name}
             save_weights(args.save_models / name, model.state_dict(), {**(meta or cfg.model.to_json()), **info})
         t0 = time.perf_counter()
         rows = score_heldout(model.eval(), frames, bind, held, (1,), cfg.size, cfg.backend, name, on_images=lmk)
         s = summarise(rows, frames) | {"train_seconds": round(seconds, 1), "score_seconds": round(time.perf_counter() - t0, 1)}
-        result["rows"][name] = s | (extra or {})
+        result["rows"][name] = (keep or {}) | s | (extra or {})
+        result["akd_common"] = akd_common(result["rows"])
         write_json(args.out, result)
         write_json(args.metrics, metric_rows(result))
-        print(json.dumps({"row": name, **{k: v for k, v in s.items() if k != "per_fitzpatrick"}}), flush=True)
+        print(json.dumps({"row": name, **{k: v for k, v in s.items() if k not in ("per_fitzpatrick", "pair_akd")}}), flush=True)
+
+    if args.rescore:
+        rescore(args, cfg, lam_cfg, head, binding, result, record)
+        return
 
     phase1 = {}  # row A's phase-1 weights, shared by B and C
     for row in args.rows.split(","):
@@ -236,6 +269,29 @@ def main() -> None:
                 phase1["A"] = (seconds, {k: v.clone() for k, v in fit.model.state_dict().items()})
         record(row, fit.model, seconds, extra={"phase_seconds": fit.seconds, "identities": {k: len(v) for k, v in fit.subjects.items()}},
                meta=c.model.to_json())  # fmt: skip
+
+
+def rescore(args, cfg, lam_cfg, head, binding, result, record) -> None:
+    """--rescore: each row of ``--rows`` saved in --save-models, scored again (its training record kept)."""
+    from fairsplat.io.checkpoint import load_weights, read_config
+
+    for row in args.rows.split(","):
+        name = "lam_equal_time" if row == "lam" else row
+        d, old = args.save_models / name, result["rows"].get(name)
+        if old is None or not d.is_dir():
+            print(json.dumps({"row": name, "rescore": "skipped: not in --out or not saved"}), flush=True)
+            continue
+        c = lam_cfg if name in ("lam_equal_time", "baseline_lam") else cfg
+        bind = binding if c is cfg else AvatarBinding(head, c.model.binding)
+        if read_config(d).get("kind") == "constant_avatar":
+            model = ConstantAvatar(len(bind), c.model.heads)
+            load_weights(model, d / "model.safetensors")
+        else:
+            model = load_generator(d)[0]
+        record(name, model, old["train_seconds"], bind, keep=old)
+        new = result["rows"][name]
+        print(json.dumps({"row": name, "rescored": str(d), "psnr_masked_was": old["psnr_masked"],
+                          "psnr_masked_now": new["psnr_masked"]}), flush=True)  # fmt: skip
 
 
 def baseline_meta(cfg, binding: AvatarBinding) -> dict:

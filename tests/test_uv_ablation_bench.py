@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from bench.uv_ablation import PairLandmarks, akd_summary, metric_rows, pair_akd
+from bench.uv_ablation import PairLandmarks, akd_common, akd_summary, common_akd, metric_rows, pair_akd
 from fairsplat.ff.evaluate import mean_of
 from fairsplat.metrics.fairness import Stat, per_fitzpatrick
 from fairsplat.metrics.landmarks import akd, akd_reference
@@ -88,3 +88,20 @@ def test_per_type_akd_is_lower_is_better_and_reaches_the_metrics_file():
     assert m["akd"] == pytest.approx(mean_of(rows, "akd"), abs=1e-4) and m["akd_pairs"] == 3
     assert m["no_face_rate"] == pytest.approx(0.25)
     assert m["per_type"]["VI"]["akd"] == pytest.approx(10.0)
+
+
+def test_common_akd_compares_rows_on_the_pairs_where_all_have_a_face():
+    rows = {"C": {"pair_akd": {"t0": 1.0, "t1": 2.0, "t2": None, "t3": 8.0}},
+            "F": {"pair_akd": {"t0": 3.0, "t1": None, "t2": 5.0, "t3": 4.0}},
+            "baseline": {"pair_akd": {"t0": 7.0, "t1": 1.0, "t2": 1.0, "t3": None}},
+            "old": {"psnr_masked": 20.0}}  # a row without pair AKDs (an earlier run): left out, not an error
+    c = common_akd(rows, ["C", "F"])
+    assert c["pairs"] == 2 and c["rows"] == ["C", "F"]
+    assert c["akd"] == {"C": pytest.approx(4.5), "F": pytest.approx(3.5)}  # t0 and t3 only
+    every = common_akd(rows, list(rows))
+    assert every["pairs"] == 1 and every["akd"] == {"C": 1.0, "F": 3.0, "baseline": 7.0}  # t0
+    assert common_akd(rows, ["old"]) == {"rows": [], "pairs": 0, "akd": {}}
+    nested = akd_common(rows)
+    assert nested["uv"] == c and nested["with_C"]["F"] == c and set(nested["with_C"]) == {"F"}
+    rows["E"] = {"pair_akd": {"t0": None, "t1": None, "t2": None, "t3": None}}
+    assert common_akd(rows, ["C", "E"]) == {"rows": ["C", "E"], "pairs": 0, "akd": {"C": None, "E": None}}
