@@ -61,7 +61,7 @@ from fairsplat.head.model import HeadModel
 from fairsplat.evaluate.score import _u8
 from fairsplat.io.atomic import write_json
 from fairsplat.io.checkpoint import save_weights
-from fairsplat.metrics.fairness import Stat, per_fitzpatrick
+from fairsplat.metrics.fairness import Stat, count, per_fitzpatrick
 from fairsplat.metrics.landmarks import akd
 from fairsplat.models.generator import load_generator
 from fairsplat.models.lam import ConstantAvatar
@@ -168,9 +168,21 @@ def summarise(rows: list[dict], frames) -> dict:
     ids = [r["target_id"] for r in rows]
     assert len(set(ids)) == len(ids), "one row per target (K = 1) keys pair_akd"
     out["pair_akd"] = {r["target_id"]: r["akd"] for r in rows}  # per pair: akd_common's input
-    stats = {m: Stat(column=m, higher_is_better=not m.startswith(("lpips", "akd"))) for m in PER_TYPE}
-    out["per_fitzpatrick"] = per_fitzpatrick(rows, stats, n_boot=200, digits=3)
+    out["per_fitzpatrick"] = per_fitzpatrick(rows, type_stats(), n_boot=200, digits=3)
     return out
+
+
+def type_stats() -> dict[str, Stat]:
+    """The per-Fitzpatrick statistics; with AKD, how much it rests on per type: the scored pairs and the subjects
+    they come from (exact counts, no CI)."""
+    stats = {m: Stat(column=m, higher_is_better=not m.startswith(("lpips", "akd"))) for m in PER_TYPE}
+
+    def scored(r: dict) -> bool:
+        return r.get("akd") is not None
+
+    stats["akd_pairs"] = count(where=scored)
+    stats["akd_subjects"] = Stat(reduce=lambda rows: len({r["subject_id"] for r in rows}), ci=False, where=scored)
+    return stats
 
 
 def metric_rows(result: dict) -> dict:
@@ -182,7 +194,8 @@ def metric_rows(result: dict) -> dict:
         row["akd_pairs"] = r.get("akd_pairs")
         row["train_seconds"] = r.get("train_seconds")
         types = r.get("per_fitzpatrick", {}).get("per_fitzpatrick", {})  # fairness.per_fitzpatrick's nesting
-        row["per_type"] = {t: {m: v[m] for m in (*PER_TYPE, "n_subjects") if m in v} for t, v in types.items()}
+        per = (*PER_TYPE, "akd_pairs", "akd_subjects", "n_subjects")
+        row["per_type"] = {t: {m: v[m] for m in per if m in v} for t, v in types.items()}
         out["rows"][name] = row
     return out
 

@@ -6,10 +6,14 @@ import numpy as np
 import pytest
 import torch
 
-from bench.uv_ablation import PairLandmarks, akd_common, akd_summary, common_akd, metric_rows, pair_akd
+from bench.uv_ablation import PairLandmarks, type_stats, akd_common, akd_summary, common_akd, metric_rows, pair_akd
 from fairsplat.ff.evaluate import mean_of
 from fairsplat.metrics.fairness import Stat, per_fitzpatrick
 from fairsplat.metrics.landmarks import akd, akd_reference
+
+
+def summarise_types(rows):
+    return per_fitzpatrick(rows, type_stats(), n_boot=50, digits=3)
 
 
 def _lmk(rng, shift=0.0):
@@ -83,6 +87,10 @@ def test_per_type_akd_is_lower_is_better_and_reaches_the_metrics_file():
     assert table["per_fitzpatrick"]["I"]["akd"] == pytest.approx(3.0)
     assert table["per_fitzpatrick"]["VI"]["akd"] == pytest.approx(10.0)  # the faceless pair is not a zero
     assert table["akd_worst_type"] == "VI" and table["akd_best_type"] == "I"
+    assert summarise_types(rows)["per_fitzpatrick"]["VI"]["akd"] == pytest.approx(10.0)
+    counts = summarise_types(rows)["per_fitzpatrick"]
+    assert (counts["I"]["akd_pairs"], counts["I"]["akd_subjects"]) == (2, 2)
+    assert (counts["VI"]["akd_pairs"], counts["VI"]["akd_subjects"]) == (1, 1)  # subject d has no scored pair
     result = {"config": {}, "rows": {"C": {"psnr_masked": 20.0, **akd_summary(rows), "per_fitzpatrick": table}}}
     m = metric_rows(result)["rows"]["C"]
     assert m["akd"] == pytest.approx(mean_of(rows, "akd"), abs=1e-4) and m["akd_pairs"] == 3
