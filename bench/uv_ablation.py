@@ -44,21 +44,21 @@ from __future__ import annotations
 import argparse
 import json
 import time
-from dataclasses import replace
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from fairsplat.avatar.binding import AvatarBinding
+from fairsplat.evaluate.score import _u8  # evaluate's float [B, 3, S, S] -> uint8 [B, S, S, 3], what its detector sees
 from fairsplat.ff.data import load_frames, mix_identities
 from fairsplat.ff.evaluate import heldout_subjects, mean_of, score_heldout
 from fairsplat.ff.run import fit_baseline, train_generator
 from fairsplat.ff.uv_data import frame_view
 from fairsplat.ff.uv_run import train_uv
 from fairsplat.head.model import HeadModel
-from fairsplat.evaluate.score import _u8
 from fairsplat.io.atomic import write_json
 from fairsplat.io.checkpoint import save_weights
 from fairsplat.metrics.fairness import Stat, count, per_fitzpatrick
@@ -113,14 +113,14 @@ def pair_akd(row: dict, render_lmk: np.ndarray | None, target_lmk: np.ndarray | 
 class PairLandmarks:
     """score_heldout's ``on_images`` hook: detects the render's and the target crop's landmarks of each row.
 
-    Only the target crops' landmarks are kept (every row re-scores the same 180 crops); images never are."""
+    Only the target crops' landmarks are kept (every row re-scores the same 210 crops); images never are."""
 
     def __init__(self, detect: Detect) -> None:
         self.detect = detect
         self.targets: dict[str, np.ndarray | None] = {}  # target id -> [68, 2] or None
 
     def __call__(self, rgb: torch.Tensor, target: torch.Tensor, rows: list[dict]) -> None:  # [T, 3, S, S] x2
-        for row, img, j in zip(rows, _u8(rgb), range(len(rows))):
+        for j, (row, img) in enumerate(zip(rows, _u8(rgb))):
             tid = row["target_id"]
             if tid not in self.targets:
                 self.targets[tid] = self.detect(_u8(target[j : j + 1])[0])
@@ -216,6 +216,8 @@ def main() -> None:
     ap.add_argument("--save-models", type=Path, default=None, help="save each row's trained network in DIR/<row>/")
     ap.add_argument("--rescore", action="store_true", help="re-score --out's rows from --save-models; train nothing")
     args = ap.parse_args()
+    if args.rescore and args.save_models is None:
+        ap.error("--rescore needs --save-models DIR (the saved rows to score)")
     if args.metrics_only:
         write_json(args.metrics, metric_rows(json.loads(args.out.read_text())))
         return
