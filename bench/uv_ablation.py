@@ -24,7 +24,19 @@ Scored on the held-out test subjects with stage train_ff's protocol (K = 1: the 
 crop, frame 0 of its first camera; targets: every later crop, each rendered at its tracked FLAME
 and camera): masked PSNR/SSIM/LPIPS, per Fitzpatrick type (bootstrap CIs over subjects,
 fairsplat/metrics/fairness.py), and novel-view PSNR: the targets from a camera the source
-did not see.
+did not see. AKD (``fairsplat.metrics.landmarks.akd``, mean pixel distance of the 68 points, pixels of the
+crop) of each (render, target crop) pair, both through stage evaluate's landmark detector
+(``fairsplat.evaluate.retrack.Retracker.landmarks``, backend ``evaluate.landmarks``, its fallback recorded):
+averaged over the pairs where both have a face; the others are counted, never scored.
+
+``--save-models DIR`` keeps each row's trained network (``DIR/<row>/``, fairsplat.io.checkpoint.save_weights,
+stage train_ff's format: ``fairsplat.models.generator.load_generator`` reads the generators back), so later
+metrics need no retraining: ``--rescore`` re-scores the saved rows of ``--out`` and trains nothing.
+``--out`` and ``--metrics`` are rewritten (atomically) after every finished row.
+
+Each row's AKD averages over the pairs where *its* renders have a face, a set that changes from row to row (a
+row whose blurry renders lose the face on hard poses keeps only the easy ones). ``akd_common`` compares rows on
+the same pairs: those where every compared row found a face (all rows; the UV rows; each UV row with C).
 """
 
 from __future__ import annotations
@@ -32,12 +44,15 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from fairsplat.avatar.binding import AvatarBinding
+from fairsplat.evaluate.score import _u8  # evaluate's float [B, 3, S, S] -> uint8 [B, S, S, 3], what its detector sees
 from fairsplat.ff.data import load_frames, mix_identities
 from fairsplat.ff.evaluate import heldout_subjects, mean_of, score_heldout
 from fairsplat.ff.run import fit_baseline, train_generator
@@ -45,11 +60,17 @@ from fairsplat.ff.uv_data import frame_view
 from fairsplat.ff.uv_run import train_uv
 from fairsplat.head.model import HeadModel
 from fairsplat.io.atomic import write_json
-from fairsplat.metrics.fairness import Stat, per_fitzpatrick
+from fairsplat.io.checkpoint import save_weights
+from fairsplat.metrics.fairness import Stat, count, per_fitzpatrick
+from fairsplat.metrics.landmarks import akd
+from fairsplat.models.generator import load_generator
+from fairsplat.models.lam import ConstantAvatar
 from fairsplat.sections.train_ff import TrainFFParams
 from fairsplat.train.accel import build_accelerator
 
 METRICS = ("psnr_masked", "ssim_masked", "lpips_alex_masked", "psnr")
+PER_TYPE = (*METRICS[:3], "akd")  # the per-Fitzpatrick statistics (AKD: lower is better)
+Detect = Callable[[np.ndarray], "np.ndarray | None"]  # uint8 [S, S, 3] -> [68, 2] px, or None (no face)
 
 
 def configs(root: Path, batch: int, p1: int, p2: int):
@@ -82,6 +103,56 @@ def row_cfg(cfg, row: str):
     return cfg  # C
 
 
+def pair_akd(row: dict, render_lmk: np.ndarray | None, target_lmk: np.ndarray | None) -> None:
+    """Adds the pair's ``akd`` (None unless both images have a face), ``render_face`` and ``target_face`` to ``row``."""
+    row["render_face"], row["target_face"] = render_lmk is not None, target_lmk is not None
+    both = render_lmk is not None and target_lmk is not None
+    row["akd"] = float(akd(render_lmk[None], target_lmk[None])[0]) if both else None
+
+
+class PairLandmarks:
+    """score_heldout's ``on_images`` hook: detects the render's and the target crop's landmarks of each row.
+
+    Only the target crops' landmarks are kept (every row re-scores the same 210 crops); images never are."""
+
+    def __init__(self, detect: Detect) -> None:
+        self.detect = detect
+        self.targets: dict[str, np.ndarray | None] = {}  # target id -> [68, 2] or None
+
+    def __call__(self, rgb: torch.Tensor, target: torch.Tensor, rows: list[dict]) -> None:  # [T, 3, S, S] x2
+        for j, (row, img) in enumerate(zip(rows, _u8(rgb))):
+            tid = row["target_id"]
+            if tid not in self.targets:
+                self.targets[tid] = self.detect(_u8(target[j : j + 1])[0])
+            pair_akd(row, self.detect(img), self.targets[tid])
+
+
+def akd_summary(rows: list[dict]) -> dict:
+    """AKD over the pairs where both images have a face; pairs = akd_pairs + the excluded ones, each reason counted."""
+    scored = [r["akd"] for r in rows if r["akd"] is not None]
+    no_render = sum(not r["render_face"] for r in rows)
+    return {"akd": float(np.mean(scored)) if scored else None, "akd_pairs": len(scored), "pairs": len(rows),
+            "render_no_face": no_render, "target_no_face": sum(not r["target_face"] for r in rows),
+            "no_face_rate": no_render / len(rows) if rows else None}  # fmt: skip
+
+
+def common_akd(rows: dict[str, dict], names: list[str]) -> dict:
+    """Each of ``names``' AKD over the pairs (target ids) where every one of them has a pair AKD."""
+    have = [n for n in names if "pair_akd" in rows.get(n, {})]
+    if not have:
+        return {"rows": [], "pairs": 0, "akd": {}}
+    common = set.intersection(*({t for t, v in rows[n]["pair_akd"].items() if v is not None} for n in have))
+    akds = {n: float(np.mean([rows[n]["pair_akd"][t] for t in sorted(common)])) if common else None for n in have}
+    return {"rows": have, "pairs": len(common), "akd": akds}
+
+
+def akd_common(rows: dict[str, dict]) -> dict:
+    """AKD on shared pairs: all rows, the UV rows, and each UV row with C (seed 003 compares its rows with C/D)."""
+    uv = [n for n in "ABCEFG" if n in rows]
+    return {"all": common_akd(rows, list(rows)), "uv": common_akd(rows, uv),
+            "with_C": {n: common_akd(rows, ["C", n]) for n in uv if n != "C" and "C" in rows}}  # fmt: skip
+
+
 def novel_view(rows: list[dict], frames) -> list[dict]:
     """Rows whose target camera is none of the sources' cameras."""
     _, view = frame_view(frames)
@@ -93,19 +164,38 @@ def summarise(rows: list[dict], frames) -> dict:
     out = {m: mean_of(rows, m) for m in METRICS}
     out["novel_view_psnr_masked"] = mean_of(novel_view(rows, frames), "psnr_masked")
     out["novel_view_targets"] = len(novel_view(rows, frames))
-    stats = {m: Stat(column=m, higher_is_better=not m.startswith("lpips")) for m in METRICS[:3]}
-    out["per_fitzpatrick"] = per_fitzpatrick(rows, stats, n_boot=200, digits=3)
+    out |= akd_summary(rows)
+    ids = [r["target_id"] for r in rows]
+    assert len(set(ids)) == len(ids), "one row per target (K = 1) keys pair_akd"
+    out["pair_akd"] = {r["target_id"]: r["akd"] for r in rows}  # per pair: akd_common's input
+    out["per_fitzpatrick"] = per_fitzpatrick(rows, type_stats(), n_boot=200, digits=3)
     return out
+
+
+def type_stats() -> dict[str, Stat]:
+    """The per-Fitzpatrick statistics; with AKD, how much it rests on per type: the scored pairs and the subjects
+    they come from (exact counts, no CI)."""
+    stats = {m: Stat(column=m, higher_is_better=not m.startswith(("lpips", "akd"))) for m in PER_TYPE}
+
+    def scored(r: dict) -> bool:
+        return r.get("akd") is not None
+
+    stats["akd_pairs"] = count(where=scored)
+    stats["akd_subjects"] = Stat(reduce=lambda rows: len({r["subject_id"] for r in rows}), ci=False, where=scored)
+    return stats
 
 
 def metric_rows(result: dict) -> dict:
     """The compact form of the bench's result for ``dvc metrics show`` (module docstring); nothing recomputed."""
-    out = {"config": result["config"], "rows": {}}
+    out = {"config": result["config"], "rows": {}, "akd_common": akd_common(result["rows"])}
     for name, r in result["rows"].items():
-        row = {k: round(r[k], 4) for k in (*METRICS, "novel_view_psnr_masked") if r.get(k) is not None}
+        keys = (*METRICS, "novel_view_psnr_masked", "akd", "no_face_rate")
+        row = {k: round(r[k], 4) for k in keys if r.get(k) is not None}
+        row["akd_pairs"] = r.get("akd_pairs")
         row["train_seconds"] = r.get("train_seconds")
         types = r.get("per_fitzpatrick", {}).get("per_fitzpatrick", {})  # fairness.per_fitzpatrick's nesting
-        row["per_type"] = {t: {m: v[m] for m in (*METRICS[:3], "n_subjects") if m in v} for t, v in types.items()}
+        per = (*PER_TYPE, "akd_pairs", "akd_subjects", "n_subjects")
+        row["per_type"] = {t: {m: v[m] for m in per if m in v} for t, v in types.items()}
         out["rows"][name] = row
     return out
 
@@ -123,7 +213,11 @@ def main() -> None:
     ap.add_argument("--rows", default="A,B,C,baseline,lam,E,F,G")
     ap.add_argument("--lam-baseline", action="store_true", help="also fit the constant avatar on the LAM binding")
     ap.add_argument("--resume", action="store_true", help="keep the rows already in --out and run the others")
+    ap.add_argument("--save-models", type=Path, default=None, help="save each row's trained network in DIR/<row>/")
+    ap.add_argument("--rescore", action="store_true", help="re-score --out's rows from --save-models; train nothing")
     args = ap.parse_args()
+    if args.rescore and args.save_models is None:
+        ap.error("--rescore needs --save-models DIR (the saved rows to score)")
     if args.metrics_only:
         write_json(args.metrics, metric_rows(json.loads(args.out.read_text())))
         return
@@ -136,21 +230,33 @@ def main() -> None:
     subjects = mix_identities(frames, "train", cfg.type_mix, cfg.seed)
     binding = AvatarBinding(head, cfg.model.binding)
     held, _ = heldout_subjects(frames, ["test"], (1,))
+    retracker = evaluate_detector(head)
+    lmk = PairLandmarks(retracker.landmarks)
     result = {"config": {"batch": args.batch, "phase1_steps": args.phase1, "phase2_steps": args.phase2,
                          "uv_resolution": cfg.model.binding.resolution, "gaussians_uv": len(binding),
-                         "train_identities": len(subjects), "heldout_subjects": len(held), "size": cfg.size},
+                         "train_identities": len(subjects), "heldout_subjects": len(held), "size": cfg.size,
+                         "landmarks": retracker.backend, "landmarks_fallback": retracker.fallback},
               "rows": {}}  # fmt: skip
-    if args.resume and args.out.is_file():
+    print(json.dumps({"landmarks": retracker.backend, "fallback": retracker.fallback}), flush=True)
+    if (args.resume or args.rescore) and args.out.is_file():
         result["rows"] = json.loads(args.out.read_text())["rows"]
 
-    def record(name: str, model, seconds: float, bind=binding, extra=None) -> None:
+    def record(name: str, model, seconds: float, bind=binding, extra=None, meta=None, keep=None) -> None:
+        if args.save_models is not None and not args.rescore:
+            info = {"size": cfg.size, "head": str(root / "assets/head/head.npz"), "bench_row": name}
+            save_weights(args.save_models / name, model.state_dict(), {**(meta or cfg.model.to_json()), **info})
         t0 = time.perf_counter()
-        rows = score_heldout(model.eval(), frames, bind, held, (1,), cfg.size, cfg.backend, name)
+        rows = score_heldout(model.eval(), frames, bind, held, (1,), cfg.size, cfg.backend, name, on_images=lmk)
         s = summarise(rows, frames) | {"train_seconds": round(seconds, 1), "score_seconds": round(time.perf_counter() - t0, 1)}
-        result["rows"][name] = s | (extra or {})
+        result["rows"][name] = (keep or {}) | s | (extra or {})
+        result["akd_common"] = akd_common(result["rows"])
         write_json(args.out, result)
         write_json(args.metrics, metric_rows(result))
-        print(json.dumps({"row": name, **{k: v for k, v in s.items() if k != "per_fitzpatrick"}}), flush=True)
+        print(json.dumps({"row": name, **{k: v for k, v in s.items() if k not in ("per_fitzpatrick", "pair_akd")}}), flush=True)
+
+    if args.rescore:
+        rescore(args, cfg, lam_cfg, head, binding, result, record)
+        return
 
     phase1 = {}  # row A's phase-1 weights, shared by B and C
     for row in args.rows.split(","):
@@ -159,7 +265,7 @@ def main() -> None:
         if row == "baseline":
             t0 = time.perf_counter()
             base = fit_baseline(replace(cfg, baseline_steps=args.baseline_steps), frames, subjects, binding, acc, progress=False)
-            record("baseline", base.model, time.perf_counter() - t0)
+            record("baseline", base.model, time.perf_counter() - t0, meta=baseline_meta(cfg, binding))
             continue
         if row == "lam":
             lam_row(args, cfg, lam_cfg, result, head, frames, subjects, acc, record)
@@ -176,7 +282,49 @@ def main() -> None:
             seconds = time.perf_counter() - t0
             if row == "A":
                 phase1["A"] = (seconds, {k: v.clone() for k, v in fit.model.state_dict().items()})
-        record(row, fit.model, seconds, extra={"phase_seconds": fit.seconds, "identities": {k: len(v) for k, v in fit.subjects.items()}})
+        record(row, fit.model, seconds, extra={"phase_seconds": fit.seconds, "identities": {k: len(v) for k, v in fit.subjects.items()}},
+               meta=c.model.to_json())  # fmt: skip
+
+
+def rescore(args, cfg, lam_cfg, head, binding, result, record) -> None:
+    """--rescore: each row of ``--rows`` saved in --save-models, scored again (its training record kept)."""
+    from fairsplat.io.checkpoint import load_weights, read_config
+
+    for row in args.rows.split(","):
+        name = "lam_equal_time" if row == "lam" else row
+        d, old = args.save_models / name, result["rows"].get(name)
+        if old is None or not d.is_dir():
+            print(json.dumps({"row": name, "rescore": "skipped: not in --out or not saved"}), flush=True)
+            continue
+        c = lam_cfg if name in ("lam_equal_time", "baseline_lam") else cfg
+        bind = binding if c is cfg else AvatarBinding(head, c.model.binding)
+        if read_config(d).get("kind") == "constant_avatar":
+            model = ConstantAvatar(len(bind), c.model.heads)
+            load_weights(model, d / "model.safetensors")
+        else:
+            model = load_generator(d)[0]
+        record(name, model, old["train_seconds"], bind, keep=old)
+        new = result["rows"][name]
+        print(json.dumps({"row": name, "rescored": str(d), "psnr_masked_was": old["psnr_masked"],
+                          "psnr_masked_now": new["psnr_masked"]}), flush=True)  # fmt: skip
+
+
+def baseline_meta(cfg, binding: AvatarBinding) -> dict:
+    """config.json of a saved constant avatar (fairsplat.ff.run.fit_baseline's ConstantAvatar: no generator config)."""
+    return {"kind": "constant_avatar", "gaussians": len(binding), "heads": cfg.model.to_json()["heads"],
+            "binding": binding.spec.to_json()}  # fmt: skip
+
+
+def evaluate_detector(head):
+    """Stage evaluate's landmark detector at this checkout's ``evaluate`` params (backend and fallback recorded)."""
+    import yaml
+
+    from fairsplat.evaluate.retrack import Retracker
+    from fairsplat.sections.evaluate import EvaluateParams
+
+    raw = yaml.safe_load(open(Path(__file__).resolve().parents[1] / "params.yaml"))["evaluate"]
+    cfg = EvaluateParams.model_validate(raw).eval_config()
+    return Retracker(head, cfg.landmarks, cfg.retrack)
 
 
 def seconds_per_step(train, n: int = 8) -> float:
@@ -213,13 +361,14 @@ def lam_row(args, cfg, lam_cfg, result, head, frames, subjects, acc, record) -> 
     model = train_generator(replace(lam_cfg, steps=steps, warmup=min(30, steps // 10)), frames, subjects, lam_binding, acc,
                             progress=False).model  # fmt: skip
     record("lam_equal_time", model, time.perf_counter() - t0, lam_binding,
-           {"steps": steps, "uv_steps": uv_steps, "uv_s_per_step": round(uv_s, 3), "lam_s_per_step": round(lam_s, 3)})
+           {"steps": steps, "uv_steps": uv_steps, "uv_s_per_step": round(uv_s, 3), "lam_s_per_step": round(lam_s, 3)},
+           lam_cfg.model.to_json())  # fmt: skip
     if not args.lam_baseline:
         return
     t0 = time.perf_counter()
     lbase = fit_baseline(replace(lam_cfg, baseline_steps=args.baseline_steps), frames, subjects, lam_binding, acc,
                          progress=False)  # fmt: skip
-    record("baseline_lam", lbase.model, time.perf_counter() - t0, lam_binding)
+    record("baseline_lam", lbase.model, time.perf_counter() - t0, lam_binding, meta=baseline_meta(lam_cfg, lam_binding))
 
 
 if __name__ == "__main__":

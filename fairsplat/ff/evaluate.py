@@ -32,6 +32,9 @@ from fairsplat.models.lam import Attributes
 
 IMAGE_METRICS = ("psnr", "ssim", "lpips_alex")
 Predict = Callable[[Tensor, Tensor], Attributes]  # (sources [B, K, 3, S, S], points [B, G, 3]) -> attributes
+# (renders [T, 3, S, S] in [0, 1], target crops [T, 3, S, S], the T rows): adds columns to the rows in place
+# (bench/uv_ablation.py's AKD), so a caller scores more without this module holding every image of a run
+OnImages = Callable[[Tensor, Tensor, list[dict]], None]
 
 
 def heldout_subjects(frames: Frames, splits: Sequence[str], ks: Sequence[int]) -> tuple[dict[str, list[int]], list[str]]:
@@ -51,8 +54,8 @@ def _scores(rgb: Tensor, target: Tensor, mask: Tensor) -> dict[str, list[float |
 
 @torch.no_grad()
 def score_subject(predict: Predict, frames: Frames, binding: AvatarBinding, rows: list[int], k: int, skip: int,
-                  size: int, backend: str = "auto") -> list[dict]:  # fmt: skip
-    """Rows of one subject: sources ``rows[:k]``, targets ``rows[skip:]``."""
+                  size: int, backend: str = "auto", on_images: OnImages | None = None) -> list[dict]:  # fmt: skip
+    """Rows of one subject: sources ``rows[:k]``, targets ``rows[skip:]``; ``on_images`` sees its renders."""
     targets = rows[skip:]
     batch = gather(frames, [rows[:k]] * len(targets), targets)
     points = binding.canonical(batch["shape"][:1])
@@ -76,17 +79,21 @@ def score_subject(predict: Predict, frames: Frames, binding: AvatarBinding, rows
         d = None if ita_source is None or ita_render[j] is None else ita_render[j] - ita_source
         row["delta_ita"] = d
         out.append(row)
+    if on_images is not None:
+        on_images(rgb.clamp(0, 1), batch["target"], out)
     return out
 
 
 def score_heldout(predict: Predict, frames: Frames, binding: AvatarBinding, subjects: dict[str, list[int]],
-                  ks: Sequence[int], size: int, backend: str = "auto", variant: str = "ff") -> list[dict]:  # fmt: skip
+                  ks: Sequence[int], size: int, backend: str = "auto", variant: str = "ff",
+                  on_images: OnImages | None = None) -> list[dict]:  # fmt: skip
     """Every held-out subject at every K: one row per (K, subject, target), tagged with ``variant``."""
     skip = max(ks)
     rows = []
     for k in ks:
         for s in sorted(subjects):
-            rows += [{"variant": variant, **r} for r in score_subject(predict, frames, binding, subjects[s], k, skip, size, backend)]
+            scored = score_subject(predict, frames, binding, subjects[s], k, skip, size, backend, on_images)
+            rows += [{"variant": variant, **r} for r in scored]
     return rows
 
 

@@ -116,8 +116,9 @@ class TrainFFParams(TrainerParams):
 
     arch: Literal["lam", "uv"] = "lam"
     """lam: LAM's point-query generator (seed 002); uv: SpatialAvatar-0's UV-space generator and two-phase training
-    (seed 003, train_ff.uv). lam stays the default: at equal CPU time (both with the dinov2 encoder) it scored 21.37 dB held-out masked PSNR against
-    the UV generator's 19.56 (full two-phase schedule) and 20.82 (best ablation row) (bench/README.md "UV generator")."""
+    (seed 003, train_ff.uv). lam stays the default: at equal CPU time (both with the dinov2 encoder) it scored 22.48 dB held-out masked PSNR against
+    the UV generator's 19.70 (full two-phase schedule) and 21.23 (best ablation row), AKD 3.80 px against 6.22 and
+    4.62 (bench/README.md "UV generator")."""
     uv: UVParams = UVParams()
     encoder: Literal["dinov2", "vgg16"] = "dinov2"
     """Image encoder (fairsplat/models/encoders.py). dinov2: transformers' Dinov2Model, small random-init config
