@@ -3,6 +3,8 @@
 Run (from the repository root; reads the default pipeline's outputs, writes only --out and --metrics):
     OMP_NUM_THREADS=1 python -u -m bench.uv_ablation --root /work/main --out bench/uv_ablation.json
     python -m bench.uv_ablation --metrics-only     # metrics/uv_ablation.json again from bench/uv_ablation.json
+    python -u -m bench.uv_ablation --rows A,B,C --phase1 250 --phase2 100 --train-seed 1 --out /tmp/s1.json \
+        --metrics /tmp/s1m.json                      # the same rows with other training draws: run-to-run spread
 
 ``--metrics`` (metrics/uv_ablation.json, git-tracked) is the compact form of ``--out``: per row the held-out
 means, novel-view PSNR, training seconds and the per-Fitzpatrick means. dvc.yaml lists it under its top-level
@@ -215,6 +217,8 @@ def main() -> None:
     ap.add_argument("--resume", action="store_true", help="keep the rows already in --out and run the others")
     ap.add_argument("--save-models", type=Path, default=None, help="save each row's trained network in DIR/<row>/")
     ap.add_argument("--rescore", action="store_true", help="re-score --out's rows from --save-models; train nothing")
+    ap.add_argument("--train-seed", type=int, default=None,
+                    help="train_ff.seed for training only (the skewed identity mix stays params.yaml's): run-to-run spread")
     args = ap.parse_args()
     if args.rescore and args.save_models is None:
         ap.error("--rescore needs --save-models DIR (the saved rows to score)")
@@ -228,11 +232,13 @@ def main() -> None:
     head = HeadModel.load(root / "assets/head/head.npz")
     frames = load_frames(root / "data/curated", root / "data/tracks", ["train", "val", "test"])
     subjects = mix_identities(frames, "train", cfg.type_mix, cfg.seed)
+    if args.train_seed is not None:  # after the identity mix: only the training draws (init, batches, phase split) move
+        cfg, lam_cfg = replace(cfg, seed=args.train_seed), replace(lam_cfg, seed=args.train_seed)
     binding = AvatarBinding(head, cfg.model.binding)
     held, _ = heldout_subjects(frames, ["test"], (1,))
     retracker = evaluate_detector(head)
     lmk = PairLandmarks(retracker.landmarks)
-    result = {"config": {"batch": args.batch, "phase1_steps": args.phase1, "phase2_steps": args.phase2,
+    result = {"config": {"batch": args.batch, "phase1_steps": args.phase1, "phase2_steps": args.phase2, "seed": cfg.seed,
                          "uv_resolution": cfg.model.binding.resolution, "gaussians_uv": len(binding),
                          "train_identities": len(subjects), "heldout_subjects": len(held), "size": cfg.size,
                          "landmarks": retracker.backend, "landmarks_fallback": retracker.fallback},
