@@ -177,17 +177,15 @@ def ablation(args) -> None:
 
 @torch.no_grad()
 def turned_log_ratios(avatar: Avatar, views: Views, size: int, deg: float) -> torch.Tensor:  # -> [M]
-    """log λmax/λmin of the drawn Gaussians in each view turned about the head by (±deg, ±deg): 4 turns per view."""
-    from fairsplat.refine.aspect import screen_log_aspect, turn_about
+    """log λmax/λmin of the drawn Gaussians in each view turned about the head by (±deg, ±deg): 4 turns per view,
+    counted by stage refine's own ``log_ratios`` on the views with their cameras turned."""
+    from fairsplat.refine.aspect import turn_about
+    from fairsplat.refine.run import log_ratios
 
-    means, quats, scales = avatar.posed(views.expr, views.pose, views.transl)
+    means, _, _ = avatar.posed(views.expr, views.pose, views.transl)  # [T, G, 3]: each view's head centre
     yaw, pitch = torch.tensor([deg, -deg, deg, -deg]), torch.tensor([deg, deg, -deg, -deg])
-    out = []
-    for i in range(len(views)):
-        cams = turn_about(views.viewmat[i], means[i].mean(0), yaw, pitch)  # [4, 4, 4]
-        lr, vis = screen_log_aspect(means[i], quats[i], scales[i], avatar.opacities, cams, views.K[i].expand(4, 3, 3), size)
-        out.append(lr[vis])
-    return torch.cat(out)
+    cams = torch.cat([turn_about(views.viewmat[i], means[i].mean(0), yaw, pitch) for i in range(len(views))])  # [4T, 4, 4]
+    return log_ratios(avatar, replace(views.take([i for i in range(len(views)) for _ in range(4)]), viewmat=cams), size)
 
 
 def spikes(args) -> None:

@@ -54,7 +54,6 @@ import numpy as np
 import torch
 
 from fairsplat.avatar.binding import AvatarBinding
-from fairsplat.evaluate.score import _u8  # evaluate's float [B, 3, S, S] -> uint8 [B, S, S, 3], what its detector sees
 from fairsplat.ff.data import load_frames, mix_identities
 from fairsplat.ff.evaluate import heldout_subjects, mean_of, score_heldout
 from fairsplat.ff.run import fit_baseline, train_generator
@@ -63,6 +62,7 @@ from fairsplat.ff.uv_run import train_uv
 from fairsplat.head.model import HeadModel
 from fairsplat.io.atomic import write_json
 from fairsplat.io.checkpoint import save_weights
+from fairsplat.io.plots import to_u8
 from fairsplat.metrics.fairness import Stat, count, per_fitzpatrick
 from fairsplat.metrics.landmarks import akd
 from fairsplat.models.generator import load_generator
@@ -122,11 +122,15 @@ class PairLandmarks:
         self.targets: dict[str, np.ndarray | None] = {}  # target id -> [68, 2] or None
 
     def __call__(self, rgb: torch.Tensor, target: torch.Tensor, rows: list[dict]) -> None:  # [T, 3, S, S] x2
-        for j, (row, img) in enumerate(zip(rows, _u8(rgb))):
+        for j, (row, img) in enumerate(zip(rows, _hwc_u8(rgb))):
             tid = row["target_id"]
             if tid not in self.targets:
-                self.targets[tid] = self.detect(_u8(target[j : j + 1])[0])
+                self.targets[tid] = self.detect(_hwc_u8(target[j : j + 1])[0])
             pair_akd(row, self.detect(img), self.targets[tid])
+
+
+def _hwc_u8(x: torch.Tensor) -> np.ndarray:  # [B, 3, S, S] in [0, 1] -> uint8 [B, S, S, 3], what evaluate's detector sees
+    return to_u8(x.permute(0, 2, 3, 1).cpu().numpy())
 
 
 def akd_summary(rows: list[dict]) -> dict:
@@ -323,13 +327,10 @@ def baseline_meta(cfg, binding: AvatarBinding) -> dict:
 
 def evaluate_detector(head):
     """Stage evaluate's landmark detector at this checkout's ``evaluate`` params (backend and fallback recorded)."""
-    import yaml
-
     from fairsplat.evaluate.retrack import Retracker
     from fairsplat.sections.evaluate import EvaluateParams
 
-    raw = yaml.safe_load(open(Path(__file__).resolve().parents[1] / "params.yaml"))["evaluate"]
-    cfg = EvaluateParams.model_validate(raw).eval_config()
+    cfg = EvaluateParams.load(Path(__file__).resolve().parents[1] / "params.yaml").eval_config()
     return Retracker(head, cfg.landmarks, cfg.retrack)
 
 
