@@ -35,8 +35,6 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
 import argparse  # noqa: E402
 import json  # noqa: E402
 import statistics  # noqa: E402
-import subprocess  # noqa: E402
-import sys  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
@@ -75,35 +73,13 @@ def heldout_subjects(curated: Path, eval_splits: tuple[str, ...]) -> set[str]:
 
 
 def hard_set(args) -> None:
-    """Held-out identities under ``synth.lighting: hard`` -> ``<out>/synth``, then ingest and curate
-    (stage CLIs, default params) -> ``<out>/curated``."""
-    import yaml
-
-    from fairsplat.head.model import HeadModel
-    from fairsplat.io.tables import write_table
-    from fairsplat.sections.synth import SynthParams
+    """Held-out identities under ``synth.lighting: hard``, ingested and curated -> ``<out>/curated``."""
+    from bench.hard_light import render_hard
     from fairsplat.sections.train_parser import TrainParserParams
-    from fairsplat.synth.dataset import IDENTITIES_SCHEMA, build, manifest_schema
 
-    out = Path(args.out)
     held = heldout_subjects(Path(args.curated), tuple(TrainParserParams.load(args.params).eval_splits))
     ids = {s.split("/", 1)[1] for s in held}  # curate's subject id is "synth/<identity_id>"
-    cfg = SynthParams.load(args.params).synth_config()
-    from dataclasses import replace
-
-    cfg = replace(cfg, lighting="hard", workers=1)
-    t0 = time.perf_counter()
-    manifest, identities, _ = build(HeadModel.load(args.head), cfg, out / "synth", only=ids)
-    write_table(manifest, manifest_schema(cfg), out / "synth" / "manifest.parquet")
-    write_table(identities, IDENTITIES_SCHEMA, out / "synth" / "identities.parquet")
-    print(f"hard-set: {manifest.num_rows} renders of {len(ids)} held-out identities, {time.perf_counter() - t0:.0f} s", flush=True)
-    p = yaml.safe_load(Path(args.params).read_text())
-    p["ingest"]["path"] = str(out / "synth")
-    (out / "params.yaml").write_text(yaml.safe_dump(p, sort_keys=False))
-    py, common = sys.executable, ["--params", str(out / "params.yaml"), "--metrics-dir", str(out / "metrics")]
-    subprocess.run([py, "-m", "stages.ingest", "--out", str(out / "ingest"), *common], check=True, cwd=ROOT)
-    subprocess.run([py, "-m", "stages.curate", "--ingest", str(out / "ingest"), "--out", str(out / "curated"),
-                    "--plots", str(out / "plots"), *common], check=True, cwd=ROOT)  # fmt: skip
+    render_hard(ids, Path(args.out), Path(args.params), Path(args.head))
 
 
 def scores(model, items, batch_size: int) -> dict:

@@ -5,6 +5,8 @@ Run (from the repository root; reads the default pipeline's outputs, writes only
     python -m bench.uv_ablation --metrics-only     # metrics/uv_ablation.json again from bench/uv_ablation.json
     python -u -m bench.uv_ablation --rows A,B,C --phase1 250 --phase2 100 --train-seed 1 --out /tmp/s1.json \
         --metrics /tmp/s1m.json                      # the same rows with other training draws: run-to-run spread
+    python -u -m bench.uv_ablation --rows A,B,C,C_anchor,C_mix --phase1 250 --phase2 100 \
+        --phase2-hard /tmp/p2hard --out /tmp/h.json --metrics /tmp/hm.json   # phase 2 from another domain
 
 ``--metrics`` (metrics/uv_ablation.json, git-tracked) is the compact form of ``--out``: per row the held-out
 means, novel-view PSNR, training seconds and the per-Fitzpatrick means. dvc.yaml lists it under its top-level
@@ -30,6 +32,12 @@ did not see. AKD (``fairsplat.metrics.landmarks.akd``, mean pixel distance of th
 crop) of each (render, target crop) pair, both through stage evaluate's landmark detector
 (``fairsplat.evaluate.retrack.Retracker.landmarks``, backend ``evaluate.landmarks``, its fallback recorded):
 averaged over the pairs where both have a face; the others are counted, never scored.
+
+``--phase2-hard DIR`` gives phase 2 another appearance domain, as seed 003's phase 2 moves from CelebV-HQ to
+NeRSemble while its ablations are scored on CelebV-HQ: phase 2's identities (train_uv's split at this seed) are
+rendered again under ``synth.lighting: hard`` (bench/hard_light.py, once per DIR) and their crops replace the
+default ones in memory; phase 1 and the held-out test keep the default lighting. ``--anchor``, ``--mix`` and
+``--phase2-share`` set phase 2's L2-SP weight, cross-time share and identity share for every row that has them.
 
 ``--save-models DIR`` keeps each row's trained network (``DIR/<row>/``, fairsplat.io.checkpoint.save_weights,
 stage train_ff's format: ``fairsplat.models.generator.load_generator`` reads the generators back), so later
@@ -75,15 +83,21 @@ PER_TYPE = (*METRICS[:3], "akd")  # the per-Fitzpatrick statistics (AKD: lower i
 Detect = Callable[[np.ndarray], "np.ndarray | None"]  # uint8 [S, S, 3] -> [68, 2] px, or None (no face)
 
 
-def configs(root: Path, batch: int, p1: int, p2: int):
-    """(uv cfg, lam cfg) from the default params.yaml, resized for the bench."""
+def configs(root: Path, batch: int, p1: int, p2: int, share: float | None = None, anchor: float | None = None,
+            mix: float | None = None):
+    """(uv cfg, lam cfg) from the default params.yaml, resized for the bench; ``share``, ``anchor``, ``mix``:
+    phase 2's identity share, L2-SP weight and cross-time share instead of params.yaml's."""
     import yaml
 
     raw = yaml.safe_load(open(Path(__file__).resolve().parents[1] / "params.yaml"))["train_ff"]  # this checkout's params
     sec = TrainFFParams.model_validate({**raw, "arch": "uv"})
     uv = sec.ff_config()
     uv = replace(uv, batch=batch, eval_every=0, checkpoint_every=0, log_every=10, eval_ks=(1,),
-                 uv=replace(uv.uv, phase1=replace(uv.uv.phase1, steps=p1), phase2=replace(uv.uv.phase2, steps=p2)))  # fmt: skip
+                 uv=replace(uv.uv, phase1=replace(uv.uv.phase1, steps=p1), phase2=replace(uv.uv.phase2, steps=p2),
+                            phase2_share=uv.uv.phase2_share if share is None else share))  # fmt: skip
+    p2c = uv.uv.phase2
+    uv = replace(uv, uv=replace(uv.uv, phase2=replace(p2c, anchor=p2c.anchor if anchor is None else anchor,
+                                                      mix=p2c.mix if mix is None else mix)))  # fmt: skip
     lam = replace(TrainFFParams.model_validate(raw).ff_config(), batch=batch, eval_every=0, checkpoint_every=0, log_every=10,
                   eval_ks=(1,))  # fmt: skip
     return uv, lam
@@ -96,6 +110,10 @@ def row_cfg(cfg, row: str):
         return replace(cfg, uv=replace(u, phase2=None))
     if row == "B":
         return replace(cfg, uv=replace(u, phase2=no_mix))
+    if row == "C_anchor":  # the factorial halves: the anchor alone, the cross-time mix alone
+        return replace(cfg, uv=replace(u, phase2=replace(u.phase2, mix=0.0)))
+    if row == "C_mix":
+        return replace(cfg, uv=replace(u, phase2=replace(u.phase2, anchor=0.0)))
     if row == "E":
         return replace(cfg, model=replace(m, uv=replace(m.uv, residual=False)))
     if row == "F":
@@ -223,6 +241,13 @@ def main() -> None:
     ap.add_argument("--rescore", action="store_true", help="re-score --out's rows from --save-models; train nothing")
     ap.add_argument("--train-seed", type=int, default=None,
                     help="train_ff.seed for training only (the skewed identity mix stays params.yaml's): run-to-run spread")
+    ap.add_argument("--phase2-hard", type=Path, default=None,
+                    help="phase 2 from another appearance domain: its identities rendered under synth.lighting hard "
+                         "(built in DIR on first use, bench/hard_light.py); phase 1 and the held-out test stay default")
+    ap.add_argument("--anchor", type=float, default=None, help="train_ff.uv.phase2.anchor (L2-SP weight) for the bench")
+    ap.add_argument("--mix", type=float, default=None, help="train_ff.uv.phase2.mix (cross-time share) for the bench")
+    ap.add_argument("--phase2-share", type=float, default=None,
+                    help="train_ff.uv.phase2-share for the bench (share of training identities held for phase 2)")
     args = ap.parse_args()
     if args.rescore and args.save_models is None:
         ap.error("--rescore needs --save-models DIR (the saved rows to score)")
@@ -231,18 +256,21 @@ def main() -> None:
         return
     torch.set_num_threads(1)
     root = args.root
-    cfg, lam_cfg = configs(root, args.batch, args.phase1, args.phase2)
+    cfg, lam_cfg = configs(root, args.batch, args.phase1, args.phase2, args.phase2_share, args.anchor, args.mix)
     acc = build_accelerator(cfg.accel)
     head = HeadModel.load(root / "assets/head/head.npz")
     frames = load_frames(root / "data/curated", root / "data/tracks", ["train", "val", "test"])
     subjects = mix_identities(frames, "train", cfg.type_mix, cfg.seed)
     if args.train_seed is not None:  # after the identity mix: only the training draws (init, batches, phase split) move
         cfg, lam_cfg = replace(cfg, seed=args.train_seed), replace(lam_cfg, seed=args.train_seed)
+    swapped = None if args.phase2_hard is None else phase2_domain(args, cfg, frames, subjects)
     binding = AvatarBinding(head, cfg.model.binding)
     held, _ = heldout_subjects(frames, ["test"], (1,))
     retracker = evaluate_detector(head)
     lmk = PairLandmarks(retracker.landmarks)
     result = {"config": {"batch": args.batch, "phase1_steps": args.phase1, "phase2_steps": args.phase2, "seed": cfg.seed,
+                         "phase2_share": cfg.uv.phase2_share, "phase2_hard": swapped,
+                         "anchor": cfg.uv.phase2.anchor, "mix": cfg.uv.phase2.mix,
                          "uv_resolution": cfg.model.binding.resolution, "gaussians_uv": len(binding),
                          "train_identities": len(subjects), "heldout_subjects": len(held), "size": cfg.size,
                          "landmarks": retracker.backend, "landmarks_fallback": retracker.fallback},
@@ -282,7 +310,7 @@ def main() -> None:
             continue
         c = row_cfg(cfg, row)
         t0 = time.perf_counter()
-        if row in ("B", "C") and "A" in phase1:  # continue from A's phase 1 (same network and loss)
+        if row in ("B", "C", "C_anchor", "C_mix") and "A" in phase1:  # continue from A's phase 1 (same network and loss)
             init_seconds, init = phase1["A"]
             c = replace(c, uv=replace(c.uv, phase1=replace(c.uv.phase1, steps=0)))
             fit = train_uv(c, frames, subjects, binding, acc, progress=False, init=init)
@@ -294,6 +322,36 @@ def main() -> None:
                 phase1["A"] = (seconds, {k: v.clone() for k, v in fit.model.state_dict().items()})
         record(row, fit.model, seconds, extra={"phase_seconds": fit.seconds, "identities": {k: len(v) for k, v in fit.subjects.items()}},
                meta=c.model.to_json())  # fmt: skip
+
+
+def phase2_domain(args, cfg, frames, subjects: list[str]) -> dict:
+    """Phase 2's identities (train_uv's split at this seed and share) seen under hard light: their crops in
+    ``frames`` replaced in place by the hard renders' crops (the same crop geometry: every alpha is checked
+    equal), so phase 2 trains on another appearance domain while phase 1 and the test keep the default one."""
+    import pyarrow.parquet as pq
+
+    from bench.hard_light import render_hard
+    from fairsplat.ff.uv_data import split_phases
+    from fairsplat.io.images import load_grey, load_rgb
+
+    _, p2 = split_phases(subjects, cfg.uv.phase2_share, cfg.seed)
+    curated = args.phase2_hard / "curated"
+    if not (curated / "manifest.parquet").is_file():
+        ids = {s.split("/", 1)[1] for s in p2}  # curate's subject id is "synth/<identity_id>"
+        render_hard(ids, args.phase2_hard, args.root / "params.yaml", args.root / "assets/head/head.npz")
+    hard = {r["image_id"]: r for r in pq.read_table(curated / "manifest.parquet").to_pylist()}
+    want, swapped = set(p2), 0
+    rows = [i for i, s in enumerate(frames.subject) if s in want]
+    for i in rows:
+        r = hard.get(frames.ids[i])
+        if r is None:
+            continue
+        if not np.array_equal(load_grey(curated / r["alpha_path"]), frames.alpha[i, 0].numpy()):
+            raise ValueError(f"{frames.ids[i]}: the hard crop's alpha differs from the default crop's")
+        frames.images[i] = torch.from_numpy(load_rgb(curated / r["path"]).transpose(2, 0, 1).copy())
+        swapped += 1
+    print(json.dumps({"phase2_hard": str(curated), "identities": len(p2), "rows": len(rows), "swapped": swapped}), flush=True)
+    return {"dir": str(curated), "identities": len(p2), "rows": len(rows), "swapped": swapped}
 
 
 def rescore(args, cfg, lam_cfg, head, binding, result, record) -> None:

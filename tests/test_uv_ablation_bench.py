@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import pytest
 import torch
@@ -113,3 +115,66 @@ def test_common_akd_compares_rows_on_the_pairs_where_all_have_a_face():
     assert nested["uv"] == c and nested["with_C"]["F"] == c and set(nested["with_C"]) == {"F"}
     rows["E"] = {"pair_akd": {"t0": None, "t1": None, "t2": None, "t3": None}}
     assert common_akd(rows, ["C", "E"]) == {"rows": ["C", "E"], "pairs": 0, "akd": {"C": None, "E": None}}
+
+
+@dataclass
+class _UV:  # the parts of FFConfig that row_cfg replaces (dataclasses.replace needs dataclasses)
+    phase2: object
+
+
+@dataclass
+class _Cfg:
+    uv: _UV
+    model: object = None
+
+
+def test_factorial_rows_switch_off_one_control_each():
+    """C_anchor keeps the anchor and drops the mix, C_mix the reverse; B drops both; C keeps params'."""
+    from bench.uv_ablation import row_cfg
+    from fairsplat.ff.config import PhaseConfig
+
+    cfg = _Cfg(_UV(PhaseConfig("phase2", 100, 3e-4, anchor=0.001, mix=0.25)))
+
+    def controls(row):
+        ph = row_cfg(cfg, row).uv.phase2
+        return ph.anchor, ph.mix
+
+    assert controls("C") == (0.001, 0.25)
+    assert controls("B") == (0.0, 0.0)
+    assert controls("C_anchor") == (0.001, 0.0)
+    assert controls("C_mix") == (0.0, 0.25)
+
+
+def test_phase2_domain_swaps_only_phase2_crops_and_checks_their_geometry(tmp_path):
+    """Phase 2's identities get the hard crops (same alpha required); phase 1 and the test keep theirs."""
+    from types import SimpleNamespace as NS
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from bench.uv_ablation import phase2_domain
+    from fairsplat.ff.uv_data import split_phases
+    from fairsplat.io.images import save_png
+
+    S, subjects = 8, [f"synth/s{i}" for i in range(8)]
+    ids = [f"{s}_f00_v00" for s in subjects] + ["synth/t0_f00_v00"]
+    alpha = torch.full((len(ids), 1, S, S), 200, dtype=torch.uint8)
+    frames = NS(ids=ids, subject=[i.rsplit("_f", 1)[0] for i in ids], alpha=alpha,
+                images=torch.zeros(len(ids), 3, S, S, dtype=torch.uint8))  # fmt: skip
+    cfg = NS(uv=NS(phase2_share=0.25), seed=3)
+    _, p2 = split_phases(subjects, 0.25, 3)
+    cur = tmp_path / "hard" / "curated"
+    cur.mkdir(parents=True)
+    rows = []
+    for n, i in enumerate(ids):  # a hard crop for every id, phase 1's and the test's too: only phase 2's are used
+        save_png(cur / f"{n}.png", np.full((S, S, 3), 90, np.uint8))
+        save_png(cur / f"{n}_a.png", np.full((S, S), 200, np.uint8))
+        rows.append({"image_id": i, "path": f"{n}.png", "alpha_path": f"{n}_a.png"})
+    pq.write_table(pa.Table.from_pylist(rows), cur / "manifest.parquet")
+    out = phase2_domain(NS(phase2_hard=tmp_path / "hard", root=tmp_path), cfg, frames, subjects)
+    assert out["identities"] == len(p2) == 2 and out["swapped"] == out["rows"] == 2
+    for i, s in enumerate(frames.subject):
+        assert int(frames.images[i].float().mean()) == (90 if s in p2 else 0), s
+    frames.alpha[[frames.subject.index(s) for s in p2][0]] = 0  # a crop whose geometry differs is refused
+    with pytest.raises(ValueError, match="alpha differs"):
+        phase2_domain(NS(phase2_hard=tmp_path / "hard", root=tmp_path), cfg, frames, subjects)
