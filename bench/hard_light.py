@@ -1,4 +1,4 @@
-"""SynthHeads identities rendered again under ``synth.lighting: hard``, then ingested and curated (stage CLIs).
+"""SynthHeads identities rendered again under ``synth.lighting: hard`` (or ``studio``), then ingested and curated (stage CLIs).
 
 Shared by the benches that need the same identities under another light: bench/parser_encoders.py (held-out
 identities: a hard-light test set for the parser) and bench/uv_ablation.py (phase 2's identities: a phase 2 from
@@ -19,8 +19,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def render_hard(ids: set[str], out: Path, params: Path, head: Path) -> Path:
-    """Identities ``ids`` (synth identity ids, without the ``synth/`` prefix) -> ``<out>/curated``; returns it."""
+def render_hard(ids: set[str], out: Path, params: Path, head: Path, lighting: str = "hard") -> Path:
+    """Identities ``ids`` (synth identity ids, without the ``synth/`` prefix) under ``lighting`` (``hard``, or
+    ``studio``: hard's light once per identity) -> ``<out>/curated``; returns it."""
     import yaml
 
     from fairsplat.head.model import HeadModel
@@ -28,11 +29,12 @@ def render_hard(ids: set[str], out: Path, params: Path, head: Path) -> Path:
     from fairsplat.sections.synth import SynthParams
     from fairsplat.synth.dataset import IDENTITIES_SCHEMA, build, manifest_schema
 
-    cfg = replace(SynthParams.load(params).synth_config(), lighting="hard", workers=1)
+    cfg = replace(SynthParams.load(params).synth_config(), lighting=lighting, workers=1)
     t0 = time.perf_counter()
     manifest, identities, _ = build(HeadModel.load(head), cfg, out / "synth", only=ids)
     write_table(manifest, manifest_schema(cfg), out / "synth" / "manifest.parquet")
     write_table(identities, IDENTITIES_SCHEMA, out / "synth" / "identities.parquet")
+    (out / "synth" / "lighting.txt").write_text(lighting)  # which preset this directory holds
     print(f"hard-set: {manifest.num_rows} renders of {len(ids)} identities, {time.perf_counter() - t0:.0f} s", flush=True)
     p = yaml.safe_load(Path(params).read_text())
     p["ingest"]["path"] = str(out / "synth")

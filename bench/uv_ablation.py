@@ -6,7 +6,7 @@ Run (from the repository root; reads the default pipeline's outputs, writes only
     python -u -m bench.uv_ablation --rows A,B,C --phase1 250 --phase2 100 --train-seed 1 --out /tmp/s1.json \
         --metrics /tmp/s1m.json                      # the same rows with other training draws: run-to-run spread
     python -u -m bench.uv_ablation --rows A,B,C,C_anchor,C_mix --phase1 250 --phase2 100 \
-        --phase2-hard /tmp/p2hard --out /tmp/h.json --metrics /tmp/hm.json   # phase 2 from another domain
+        --phase2-domain /tmp/p2hard --out /tmp/h.json --metrics /tmp/hm.json   # phase 2 from another domain
 
 ``--metrics`` (metrics/uv_ablation.json, git-tracked) is the compact form of ``--out``: per row the held-out
 means, novel-view PSNR, training seconds and the per-Fitzpatrick means. dvc.yaml lists it under its top-level
@@ -33,9 +33,10 @@ crop) of each (render, target crop) pair, both through stage evaluate's landmark
 (``fairsplat.evaluate.retrack.Retracker.landmarks``, backend ``evaluate.landmarks``, its fallback recorded):
 averaged over the pairs where both have a face; the others are counted, never scored.
 
-``--phase2-hard DIR`` gives phase 2 another appearance domain, as seed 003's phase 2 moves from CelebV-HQ to
+``--phase2-domain DIR`` gives phase 2 another appearance domain, as seed 003's phase 2 moves from CelebV-HQ to
 NeRSemble while its ablations are scored on CelebV-HQ: phase 2's identities (train_uv's split at this seed) are
-rendered again under ``synth.lighting: hard`` (bench/hard_light.py, once per DIR) and their crops replace the
+rendered again under ``synth.lighting`` ``--phase2-lighting`` (``hard``: a light per render; ``studio``: one
+per identity, a capture rig; bench/hard_light.py, once per DIR) and their crops replace the
 default ones in memory; phase 1 and the held-out test keep the default lighting. ``--anchor``, ``--mix`` and
 ``--phase2-share`` set phase 2's L2-SP weight, cross-time share and identity share for every row that has them.
 
@@ -241,9 +242,13 @@ def main() -> None:
     ap.add_argument("--rescore", action="store_true", help="re-score --out's rows from --save-models; train nothing")
     ap.add_argument("--train-seed", type=int, default=None,
                     help="train_ff.seed for training only (the skewed identity mix stays params.yaml's): run-to-run spread")
-    ap.add_argument("--phase2-hard", type=Path, default=None,
-                    help="phase 2 from another appearance domain: its identities rendered under synth.lighting hard "
+    ap.add_argument("--phase2-domain", dest="phase2_domain_dir", type=Path, default=None,
+                    help="phase 2 from another appearance domain: its identities rendered under --phase2-lighting "
                          "(built in DIR on first use, bench/hard_light.py); phase 1 and the held-out test stay default")
+    ap.add_argument("--phase2-lighting", default="hard", choices=("hard", "studio"),
+                    help="synth.lighting of --phase2-domain: hard (a light per render) or studio (one per identity)")
+    ap.add_argument("--score-split", default="test", choices=("test", "val"),
+                    help="held-out identities scored: test (the tables) or val (for choosing a setting)")
     ap.add_argument("--anchor", type=float, default=None, help="train_ff.uv.phase2.anchor (L2-SP weight) for the bench")
     ap.add_argument("--mix", type=float, default=None, help="train_ff.uv.phase2.mix (cross-time share) for the bench")
     ap.add_argument("--phase2-share", type=float, default=None,
@@ -263,14 +268,14 @@ def main() -> None:
     subjects = mix_identities(frames, "train", cfg.type_mix, cfg.seed)
     if args.train_seed is not None:  # after the identity mix: only the training draws (init, batches, phase split) move
         cfg, lam_cfg = replace(cfg, seed=args.train_seed), replace(lam_cfg, seed=args.train_seed)
-    swapped = None if args.phase2_hard is None else phase2_domain(args, cfg, frames, subjects)
+    swapped = None if args.phase2_domain_dir is None else phase2_domain(args, cfg, frames, subjects)
     binding = AvatarBinding(head, cfg.model.binding)
-    held, _ = heldout_subjects(frames, ["test"], (1,))
+    held, _ = heldout_subjects(frames, [args.score_split], (1,))
     retracker = evaluate_detector(head)
     lmk = PairLandmarks(retracker.landmarks)
     result = {"config": {"batch": args.batch, "phase1_steps": args.phase1, "phase2_steps": args.phase2, "seed": cfg.seed,
-                         "phase2_share": cfg.uv.phase2_share, "phase2_hard": swapped,
-                         "anchor": cfg.uv.phase2.anchor, "mix": cfg.uv.phase2.mix,
+                         "phase2_share": cfg.uv.phase2_share, "phase2_domain": swapped,
+                         "anchor": cfg.uv.phase2.anchor, "mix": cfg.uv.phase2.mix, "score_split": args.score_split,
                          "uv_resolution": cfg.model.binding.resolution, "gaussians_uv": len(binding),
                          "train_identities": len(subjects), "heldout_subjects": len(held), "size": cfg.size,
                          "landmarks": retracker.backend, "landmarks_fallback": retracker.fallback},
@@ -325,8 +330,8 @@ def main() -> None:
 
 
 def phase2_domain(args, cfg, frames, subjects: list[str]) -> dict:
-    """Phase 2's identities (train_uv's split at this seed and share) seen under hard light: their crops in
-    ``frames`` replaced in place by the hard renders' crops (the same crop geometry: every alpha is checked
+    """Phase 2's identities (train_uv's split at this seed and share) seen under ``--phase2-lighting``: their
+    crops in ``frames`` replaced in place by those renders' crops (the same crop geometry: every alpha is checked
     equal), so phase 2 trains on another appearance domain while phase 1 and the test keep the default one."""
     import pyarrow.parquet as pq
 
@@ -335,10 +340,14 @@ def phase2_domain(args, cfg, frames, subjects: list[str]) -> dict:
     from fairsplat.io.images import load_grey, load_rgb
 
     _, p2 = split_phases(subjects, cfg.uv.phase2_share, cfg.seed)
-    curated = args.phase2_hard / "curated"
+    curated = args.phase2_domain_dir / "curated"
+    made = args.phase2_domain_dir / "synth" / "lighting.txt"  # written by render_hard
+    if made.is_file() and made.read_text() != args.phase2_lighting:
+        raise ValueError(f"{args.phase2_domain_dir} holds {made.read_text()} renders, not {args.phase2_lighting}")
     if not (curated / "manifest.parquet").is_file():
         ids = {s.split("/", 1)[1] for s in p2}  # curate's subject id is "synth/<identity_id>"
-        render_hard(ids, args.phase2_hard, args.root / "params.yaml", args.root / "assets/head/head.npz")
+        render_hard(ids, args.phase2_domain_dir, args.root / "params.yaml", args.root / "assets/head/head.npz",
+                    args.phase2_lighting)
     hard = {r["image_id"]: r for r in pq.read_table(curated / "manifest.parquet").to_pylist()}
     want, swapped = set(p2), 0
     rows = [i for i, s in enumerate(frames.subject) if s in want]
@@ -350,8 +359,9 @@ def phase2_domain(args, cfg, frames, subjects: list[str]) -> dict:
             raise ValueError(f"{frames.ids[i]}: the hard crop's alpha differs from the default crop's")
         frames.images[i] = torch.from_numpy(load_rgb(curated / r["path"]).transpose(2, 0, 1).copy())
         swapped += 1
-    print(json.dumps({"phase2_hard": str(curated), "identities": len(p2), "rows": len(rows), "swapped": swapped}), flush=True)
-    return {"dir": str(curated), "identities": len(p2), "rows": len(rows), "swapped": swapped}
+    out = {"dir": str(curated), "lighting": args.phase2_lighting, "identities": len(p2), "rows": len(rows), "swapped": swapped}
+    print(json.dumps({"phase2_domain": out}), flush=True)
+    return out
 
 
 def rescore(args, cfg, lam_cfg, head, binding, result, record) -> None:

@@ -308,3 +308,25 @@ def test_build_only_renders_those_identities_as_the_full_set_does(head, tmp_path
             assert (tmp_path / "part" / r[key]).read_bytes() == (tmp_path / "full" / r[key]).read_bytes()
     with pytest.raises(ValueError, match="not in this set"):
         build(head, cfg, tmp_path / "bad", only={"synth_9999"})
+
+
+@pytest.mark.parametrize("preset", ["default", "hard", "studio"])
+def test_render_light_per_render_or_once_per_identity(preset):
+    """``studio`` draws hard's light once per identity (every frame and view alike, identities apart); ``default``
+    and ``hard`` draw one per render from the render's own stream, ``default`` exactly as sample_light does."""
+    from fairsplat.synth.config import SynthConfig
+    from fairsplat.synth.dataset import _rng, render_light
+    from fairsplat.synth.scene import sample_light
+
+    cfg = SynthConfig(identities=4, frames=2, views=((0.0, 0.0), (30.0, 0.0)), lighting=preset)
+    lights = {(i, f, v): render_light(cfg, _rng(cfg.seed, 5, i, f, v), i) for i in range(3) for f in range(2) for v in range(2)}
+    per_identity = [{lights[(i, f, v)] for f in range(2) for v in range(2)} for i in range(3)]
+    if preset == "studio":
+        assert all(len(s) == 1 for s in per_identity)
+        assert len({next(iter(s)) for s in per_identity}) == 3
+        assert next(iter(per_identity[0])).cct is not None  # hard's light: coloured, exposure error
+    else:
+        assert all(len(s) == 4 for s in per_identity)
+    if preset == "default":
+        rng = _rng(cfg.seed, 5, 1, 0, 1)
+        assert lights[(1, 0, 1)] == sample_light(rng, cfg.light_max_angle, cfg.temperature_jitter)

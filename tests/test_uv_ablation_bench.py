@@ -171,10 +171,10 @@ def test_phase2_domain_swaps_only_phase2_crops_and_checks_their_geometry(tmp_pat
         save_png(cur / f"{n}_a.png", np.full((S, S), 200, np.uint8))
         rows.append({"image_id": i, "path": f"{n}.png", "alpha_path": f"{n}_a.png"})
     pq.write_table(pa.Table.from_pylist(rows), cur / "manifest.parquet")
-    out = phase2_domain(NS(phase2_hard=tmp_path / "hard", root=tmp_path), cfg, frames, subjects)
+    out = phase2_domain(NS(phase2_domain_dir=tmp_path / "hard", phase2_lighting="hard", root=tmp_path), cfg, frames, subjects)
     assert out["identities"] == len(p2) == 2 and out["swapped"] == out["rows"] == 2
     for i, s in enumerate(frames.subject):
         assert int(frames.images[i].float().mean()) == (90 if s in p2 else 0), s
     frames.alpha[[frames.subject.index(s) for s in p2][0]] = 0  # a crop whose geometry differs is refused
     with pytest.raises(ValueError, match="alpha differs"):
-        phase2_domain(NS(phase2_hard=tmp_path / "hard", root=tmp_path), cfg, frames, subjects)
+        phase2_domain(NS(phase2_domain_dir=tmp_path / "hard", phase2_lighting="hard", root=tmp_path), cfg, frames, subjects)

@@ -41,12 +41,14 @@ class SynthParams(Section):
     temperature_jitter: float = Field(0.03, ge=0.0, le=0.2)
     """Colour temperature as R/B gains (1+t, 1, 1-t), t ~ U(-j, j): mild."""
 
-    lighting: Literal["default", "hard"] = "default"
+    lighting: Literal["default", "hard", "studio"] = "default"
     """``default``: face-metered exposure, key light near the camera (the two keys above).
     ``hard`` (synth/scene.py): blackbody light 2,700-7,500 K on a D65-balanced camera, -1.5 to
     +1.5 EV exposure error, key light 40-85 deg off axis over ambient 0.15-0.35; the albedo and
     its ground-truth ITA are unchanged. Raw ITA typing falls apart there (README "Skin typing");
-    it is the test set of the illumination-normalised ITA, not a training default."""
+    it is the test set of the illumination-normalised ITA, not a training default.
+    ``studio``: ``hard``'s light drawn once per identity (every frame and camera under one light, a capture
+    rig): bench/uv_ablation.py's phase 2 from another domain."""
 
     train_frac: float = Field(0.78, gt=0.0, lt=1.0)
     """Share of each type's identities in train (identity-disjoint splits)."""

@@ -121,6 +121,13 @@ def _init_worker(head, cfg: SynthConfig, out: Path) -> None:
                    K=intrinsics(cfg.size, cfg.size, fov_deg=cfg.fov_deg), semantics=expression_semantics(head))  # fmt: skip
 
 
+def render_light(cfg, rng: np.random.Generator, i: int):
+    """The light of one render: from the render's own stream ``rng``, or for ``studio`` from identity ``i``'s
+    (the same light for all its frames and views; the render's stream then draws the background alone)."""
+    src = _rng(cfg.seed, 6, i) if cfg.lighting == "studio" else rng
+    return light_for(cfg.lighting, src, cfg.light_max_angle, cfg.temperature_jitter)
+
+
 def _render_identity(job) -> tuple[list[dict], float]:
     """Every frame x view of one identity: (manifest rows, seconds spent rendering)."""
     ident, split = job
@@ -136,7 +143,7 @@ def _render_identity(job) -> tuple[list[dict], float]:
     for f in range(cfg.frames):
         for v, (yaw, pitch) in enumerate(cfg.views):
             rng = _rng(cfg.seed, 5, i, f, v)
-            light = light_for(cfg.lighting, rng, cfg.light_max_angle, cfg.temperature_jitter)
+            light = render_light(cfg, rng, i)
             kind = str(rng.choice(cfg.backgrounds))
             bg = background(kind, cfg.size, rng)
             view = look_at(orbit_eye(w["centre"], w["distance"], yaw, pitch), w["centre"])

@@ -15,6 +15,10 @@ normal of its bound triangle (Lambert). Presets (``LIGHTING``):
              after the face metering; a strong side light, 40-85 degrees off the
              camera axis, over a weak ambient (0.15-0.35). Issue 16's test of
              illumination-normalised ITA.
+``studio``   the ``hard`` preset's light drawn ONCE per identity (a capture session: every frame and camera
+             of the identity under the same light, as in a multi-view rig), so cross-camera pairs agree on
+             the light while identities differ from the default look. bench/uv_ablation.py's phase 2
+             from another domain (seed 003's NeRSemble stage).
 """
 
 from __future__ import annotations
@@ -52,7 +56,7 @@ def sample_light(rng: np.random.Generator, max_angle_deg: float, temperature_jit
     return Light(ambient=float(rng.uniform(0.55, 0.7)), direction=direction, tint=(1.0 + t, 1.0, 1.0 - t))
 
 
-LIGHTING = ("default", "hard")
+LIGHTING = ("default", "hard", "studio")
 HARD_CCT = (2700.0, 7500.0)  # K: tungsten .. shade
 HARD_EV = (-1.5, 1.5)
 HARD_ANGLE = (40.0, 85.0)  # degrees off the camera axis
@@ -74,7 +78,7 @@ def light_for(preset: str, rng: np.random.Generator, max_angle_deg: float, tempe
     """The preset's light; ``default`` draws exactly what :func:`sample_light` always drew (same bytes)."""
     if preset == "default":
         return sample_light(rng, max_angle_deg, temperature_jitter)
-    if preset == "hard":
+    if preset in ("hard", "studio"):  # studio: the caller passes the identity's stream (dataset.render_light)
         return sample_hard_light(rng)
     raise ValueError(f"unknown lighting preset {preset!r} ({', '.join(LIGHTING)})")
 
