@@ -113,7 +113,7 @@ def weighted_median(values, weights) -> float:
 def per_subject_ita(records: Sequence[Record], analyses: Sequence[Analysis], scheme: str) -> None:
     """Video frames (records with a ``frame_index``): one skin type per subject, from its frames
     (lighting changes from frame to frame; the person's skin does not). Each frame keeps its own
-    ``ita_raw``; ``ita`` and the type become the subject's, ``ita_subject_iqr`` the spread.
+    ``ita_raw``; ``ita`` and the type become the subject's, ``ita_subject_iqr`` the spread of the frames it came from.
 
     Frames whose illumination correction found a confident reference (``ita_method`` not raw)
     outvote the rest: when a subject has any, its ITA is their confidence-weighted median and every
@@ -141,7 +141,8 @@ def per_subject_ita(records: Sequence[Record], analyses: Sequence[Analysis], sch
             a.ita, a.fitzpatrick, a.category = med, cat.fitzpatrick, cat.name
             if sure and id(a) not in sure_ids:
                 a.ita_method, a.ita_flag = sure[0].ita_method, None
-                a.ita_detail = f"subject: weighted median of the {len(sure)} of {len(frames)} frames with a reference; this frame: {a.ita_detail}"[:200]
+                why = f"subject: weighted median of the {len(sure)} of {len(frames)} frames with a reference"
+                a.ita_detail = f"{why}; this frame: {a.ita_detail}"[:200]
 
 
 def select(records: Sequence[Record], analyses: Sequence[Analysis], cfg: CurateConfig):

@@ -71,7 +71,7 @@ SCLERA_REF = (0.88, 0.86, 0.82)
 MIN_SCLERA_PX = 100
 """Fewer eye-opening pixels outside the iris (both eyes together; half this in an eye for it to count) than
 this: no reference. Measured on SynthHeads under hard light (bench/skin_light.py): every 128 px crop has
-fewer (both eyes 20-100 px, nearly all of them mixed with lid or iris) and its corrected ITA was 34-45 deg
+fewer (both eyes 20-100 px, nearly all of them mixed with lid or iris) and its corrected ITA was 29-45 deg
 off on average; at 512 px (200-800 px) 12-14 deg. It was 6, which let the 128 px lid pixels through."""
 ONE_EYE = 0.4
 """Confidence of a reference seen in one eye only: nothing to check it against, so below curate's default
@@ -131,7 +131,7 @@ WHITER_THAN_SKIN = 0.15
 not relative chroma: a coloured light multiplies every channel of both by the same gains, so the difference
 of their log(R/B) is the albedos' alone (SynthHeads' skin is 0.30-0.72 above :data:`SCLERA_REF`, type I to
 VI; lid skin of a closed eye is 0). The chroma test it replaces, pick chroma <= 0.6 x skin chroma, threw away
-the true sclera under every warm light (a 2,700 K light gives a white relative chroma 0.7)."""
+the true sclera under every warm light (near 2,700 K a white has relative chroma 0.7-0.8)."""
 
 
 def _log_rb(lin: np.ndarray) -> np.ndarray:  # [..., 3] linear -> [...] log(R / B)
