@@ -84,6 +84,21 @@ def _scores(records, analyses, scheme: str) -> dict:
     }  # fmt: skip
 
 
+def _plain_subject_median(records, analyses) -> list:
+    """Copies of ``analyses`` whose ``ita`` is the plain median of their subject's frames (every frame alike,
+    corrected or raw): the per-subject rule before frames with a reference outvoted the rest, for comparison."""
+    out = copy.deepcopy(analyses)
+    by: dict = {}
+    for r, a in zip(records, out):
+        if a.ok and a.ita is not None:
+            by.setdefault(r.subject_id, []).append(a)
+    for frames in by.values():
+        med = float(np.median([a.ita for a in frames]))
+        for a in frames:
+            a.ita = med
+    return out
+
+
 def _md(name: str, s: dict) -> str:
     cells = " | ".join(f"{v['acc']:.2f}/{v['within1']:.2f}".replace("0.", ".").replace("1.00", "1.0") for v in s["per_type"].values())
     return f"| {name} | {cells} | {s['acc']:.3f} | {s['within1']:.3f} | {s['mae']:.1f}° |"
@@ -108,10 +123,12 @@ def score(args) -> None:
             subj = copy.deepcopy(analyses)
             per_subject_ita(records, subj, cfg.scheme)
             runs["subject"] = subj
+            if method not in ("raw", "grey_edge", "white_patch"):  # the rule before confident frames outvoted the rest
+                runs["subject_plain"] = _plain_subject_median(records, analyses)
         for agg, an in runs.items():
             s = _scores(records, an, cfg.scheme)
             print(json.dumps({"method": method, "agg": agg, "size": args.size, "s_per_crop": sec / len(records), **s}), flush=True)
-            lines.append(_md(f"`{method}`, {'per crop' if agg == 'crop' else 'subject'} (used on {s['used']} of {s['n']})", s))
+            lines.append(_md(f"`{method}`, {agg.replace('_', ' ')} (used on {s['used']} of {s['n']})", s))
     print("| `ita` from | " + " | ".join(TYPES) + " | all | ±1 all | ITA MAE |")
     print("|---|" + "---|" * (len(TYPES) + 3))
     print("\n".join(lines))
