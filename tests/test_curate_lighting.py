@@ -32,6 +32,40 @@ def test_frames_of_a_subject_share_their_median_type():
     assert an[5].ita == 50.0 and an[5].ita_subject is None  # a still photo keeps its own
 
 
+def _weighted_median_slow(values, weights) -> float:
+    """Integer weights: repeat each value that many times and take numpy's median."""
+    return float(np.median(np.repeat(values, weights)))
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_weighted_median_matches_repetition(seed):
+    from fairsplat.curate.run import weighted_median
+
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(1, 12))
+    values, weights = rng.normal(20, 30, n), rng.integers(1, 6, n)
+    assert weighted_median(values, weights) == pytest.approx(_weighted_median_slow(values, weights))
+    assert weighted_median(values, np.ones(n)) == pytest.approx(float(np.median(values)))
+    assert weighted_median(values, weights * 0.37) == pytest.approx(_weighted_median_slow(values, weights))  # scale-free
+
+
+def test_frames_with_a_reference_outvote_the_rest():
+    """A subject with frames whose correction was confident takes their confidence-weighted median; the
+    other frames follow it without the flag and say so; a subject with none keeps the plain median, flagged."""
+    recs = [Record(f"a/{i}", "synth", "a", "x.png", frame_index=i) for i in range(5)]
+    recs += [Record(f"b/{i}", "synth", "b", "x.png", frame_index=i) for i in range(3)]
+    raw = [-5.0, 0.0, 5.0, 45.0, 48.0, 10.0, 20.0, 30.0]  # a: a III subject in dim light; b: nothing confident
+    an = [Analysis(r.image_id, ita=v, ita_raw=v, ita_method="raw", ita_flag="low_confidence", fitzpatrick="x") for r, v in zip(recs, raw)]
+    for i, (ita, conf) in {3: (36.0, 0.9), 4: (40.0, 0.6)}.items():
+        an[i].ita, an[i].ita_method, an[i].ita_flag, an[i].ita_confidence = ita, "sclera", None, conf
+    per_subject_ita(recs, an, "chardon_delbino_6")
+    for a in an[:5]:
+        assert a.ita == 36.0 and a.fitzpatrick == "III" and a.ita_method == "sclera" and a.ita_flag is None
+    assert "2 of 5 frames" in an[0].ita_detail and an[0].ita_raw == -5.0
+    for a in an[5:]:
+        assert a.ita == 20.0 and a.ita_method == "raw" and a.ita_flag == "low_confidence"
+
+
 def test_default_curation_records_raw_ita_and_mattes(cards, tmp_path):
     res = curate(list(synth.iter_records(cards)), tmp_path / "out", CurateConfig(**{**SMALL, "per_type": None}))
     m = res.metrics

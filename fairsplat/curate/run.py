@@ -95,10 +95,31 @@ def detector_fallback(cfg: CurateConfig, analyses: Sequence[Analysis]) -> str | 
     return None if why is None else f"mediapipe unavailable, fell back to dlib: {why}"
 
 
+def weighted_median(values, weights) -> float:
+    """The value at half the total weight, sorted by value (ties of cumulative weight at exactly half
+    average the two neighbours, so equal weights give ``np.median``)."""
+    import numpy as np
+
+    v, w = np.asarray(values, np.float64), np.asarray(weights, np.float64)  # [N], [N] >= 0
+    order = np.argsort(v, kind="stable")
+    v, cw = v[order], np.cumsum(w[order])
+    half = 0.5 * cw[-1]
+    i = int(np.searchsorted(cw, half))
+    if np.isclose(cw[i], half) and i + 1 < len(v):
+        return float(0.5 * (v[i] + v[i + 1]))
+    return float(v[i])
+
+
 def per_subject_ita(records: Sequence[Record], analyses: Sequence[Analysis], scheme: str) -> None:
-    """Video frames (records with a ``frame_index``): one skin type per subject, from the median ITA
-    of its frames (lighting changes from frame to frame; the person's skin does not). Each frame keeps
-    its own ``ita_raw``; ``ita`` and the type become the subject's, ``ita_subject_iqr`` the spread."""
+    """Video frames (records with a ``frame_index``): one skin type per subject, from its frames
+    (lighting changes from frame to frame; the person's skin does not). Each frame keeps its own
+    ``ita_raw``; ``ita`` and the type become the subject's, ``ita_subject_iqr`` the spread of the frames it came from.
+
+    Frames whose illumination correction found a confident reference (``ita_method`` not raw)
+    outvote the rest: when a subject has any, its ITA is their confidence-weighted median and every
+    frame takes it, with that method and no low-confidence flag (the frames without a reference of
+    their own say so in ``ita_detail``). Only a subject with no such frame takes the plain median of
+    its frames' (raw) ITA, and its frames stay flagged: nothing is guessed."""
     import numpy as np
 
     from fairsplat.faces.skin_types import classify
@@ -108,13 +129,20 @@ def per_subject_ita(records: Sequence[Record], analyses: Sequence[Analysis], sch
         if r.frame_index is not None and a.ok and a.ita is not None:
             groups.setdefault(r.subject_id, []).append(a)
     for frames in groups.values():
-        itas = np.array([a.ita for a in frames])
-        med = float(np.median(itas))
+        sure = [a for a in frames if a.ita_method not in (None, "raw") and a.ita_flag is None]
+        used = sure or frames
+        itas = np.array([a.ita for a in used])
+        med = weighted_median(itas, [a.ita_confidence or 1.0 for a in used]) if sure else float(np.median(itas))
         iqr = float(np.subtract(*np.percentile(itas, [75, 25])))
         cat = classify(float(np.clip(med, -90, 90)), scheme)
+        sure_ids = {id(a) for a in sure}
         for a in frames:
             a.ita_subject, a.ita_subject_iqr = med, iqr
             a.ita, a.fitzpatrick, a.category = med, cat.fitzpatrick, cat.name
+            if sure and id(a) not in sure_ids:
+                a.ita_method, a.ita_flag = sure[0].ita_method, None
+                why = f"subject: weighted median of the {len(sure)} of {len(frames)} frames with a reference"
+                a.ita_detail = f"{why}; this frame: {a.ita_detail}"[:200]
 
 
 def select(records: Sequence[Record], analyses: Sequence[Analysis], cfg: CurateConfig):

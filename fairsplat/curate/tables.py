@@ -25,18 +25,22 @@ fitzpatrick_gt   string?              ground truth when the source has it
 ita_gt           float64?
 mask_path        string?              cropped label map PNG (relative), if labels existed
 ita              float64              ITA° the type comes from: ``ita_raw``, or the corrected
-                                      one (``ita_method``), or the subject's median over
+                                      one (``ita_method``), or the subject's ITA over
                                       video frames (``ita_subject``)
 lab              list<float64>[3]     median skin L*, a*, b* behind ``ita`` (per frame)
 fitzpatrick      string               "I".."VI" under ``ita_scheme``
 ita_category     string               the scheme's own class name ("tan", ...)
 ita_scheme       string               key of faces/skin_types.py SCHEMES
 ita_raw          float64              ITA° of the skin as photographed (faces/ita.py)
-ita_method       string               faces/illumination.py method behind ``ita`` ("raw": none)
+ita_method       string               faces/illumination.py method behind ``ita`` ("raw": none;
+                                      a frame without a reference of its own names the
+                                      method of its subject's frames that had one)
 ita_confidence   float64?             that method's confidence, 0-1
 ita_flag         string?              "low_confidence": a correction was asked for but found no
                                       usable reference (or too little confidence); ``ita`` is raw
-ita_subject      float64?             video frames: median ITA over the subject's frames
+ita_subject      float64?             video frames: the subject's ITA, the confidence-weighted
+                                      median of its frames with a reference, else the
+                                      median of all its frames
 ita_subject_iqr  float64?             ... and its interquartile range (the spread over frames)
                                       (the Monk Skin Tone column was dropped: photographed skin
                                       never reaches MST 1-4 (L* 88-94) or 9-10 (L* 15-21), so the

@@ -11,8 +11,9 @@ Methods (``ILLUMINATION``), each returning :class:`Correction` (``None`` when it
 has no usable input):
 
 ``sclera``       the reference is the white of the eyes, between iris and lids
-                 (MediaPipe mesh for the eye openings, the iris model for the iris
-                 disc). Light model, in linear RGB, on samples of the skin at the
+                 (the iris model's lid contour for the eye openings, its iris
+                 points for the iris disc; the brightest unclipped pixels there,
+                 :func:`sclera_colour`). Light model, in linear RGB, on samples of the skin at the
                  mesh's points (normals from the mesh's 3D points, a local plane
                  fit): ``I_c = K_c * s(n)``, ``s(n) = (a + b max(0, n.l)) / (a + b)``
                  (ambient plus one directional light: Lambert; ``l`` searched on a
@@ -21,7 +22,9 @@ has no usable input):
                  albedo :data:`SCLERA_REF` and lit as the mesh's normal at the eyes
                  says, gives the light's colour and strength ``E_c``; the skin's
                  albedo is ``K_c / E_c``. Exposure, illuminant colour and shading
-                 are all removed. Needs >= :data:`MIN_SCLERA_PX` sclera pixels.
+                 are all removed. Needs >= :data:`MIN_SCLERA_PX` eye-opening pixels,
+                 so in practice a 512 px crop: at 128 px the sclera is a few pixels
+                 mixed with lid and iris (bench/skin_light.py).
 ``sclera_flat``  the same reference without the shading model: a von Kries gain
                  (SCLERA_REF / sclera colour) on every skin pixel. Removes exposure
                  and colour, not a side light.
@@ -31,17 +34,24 @@ has no usable input):
 ``white_patch``  the illuminant is the 99th percentile per channel of the
                  crop (max-RGB); fixes colour and, roughly, exposure.
 
-Confidence (0-1, recorded per crop with the method): ``sclera`` multiplies the
-agreement of the two eyes (their colours within 15 %: 1, worse falls off), the
-share of sclera pixels found and the shading fit's R^2. Below
+Confidence (0-1, recorded per crop with the method), both sclera methods: the
+agreement of the two eyes (their colours within 15 %: 1, falling to 0 at 65 %;
+one eye alone: :data:`ONE_EYE`, below curate's default threshold). Below
 ``min_confidence`` (curate) the raw ITA is kept and the crop flagged
-``low`` rather than guessed.
+``low_confidence`` rather than guessed. The shading fit's R^2 was a factor once
+and was dropped: on SynthHeads under hard light at 512 px it said nothing about
+the error (correlation -0.03 with |corrected - true ITA|), and it is low exactly
+where the light is flat, where the shading model matters least. The share of
+sclera pixels, another factor, became the gate :data:`MIN_SCLERA_PX`.
 
 Honesty note: SynthHeads renders its sclera with exactly :data:`SCLERA_REF` and
-lights it with exactly this model, so on SynthHeads the sclera method is judged
-on data made to its assumptions; real sclera vary (redness, yellowing with age)
-and real light has highlights and interreflections. faces_open (real photos)
-shows how far the normalised ITA moves per group.
+lights it with exactly this model (no cast shadows), so on SynthHeads the sclera
+method is judged on data made to its assumptions, and even there it is 12-14 deg
+off per crop at 512 px. Real sclera vary (redness, yellowing with age), sit in the
+eye socket under lids and lashes (less light than the cheek), and real light has
+highlights and interreflections: on faces_open (200 px real photos) the sclera
+reads far darker than :data:`SCLERA_REF` and every group's median ITA rises by
+20-50 deg (README "Skin typing"), so no sclera method is a default.
 """
 
 from __future__ import annotations
@@ -58,8 +68,15 @@ from fairsplat.faces.light import linear_to_srgb, srgb_to_linear
 
 SCLERA_REF = (0.88, 0.86, 0.82)
 """sRGB albedo the sclera is assumed to have: a slightly warm white (SynthHeads renders exactly this)."""
-MIN_SCLERA_PX = 6
-"""Fewer sclera pixels (both eyes together) than this: no reference (closed or tiny eyes)."""
+MIN_SCLERA_PX = 100
+"""Fewer eye-opening pixels outside the iris (both eyes together; half this in an eye for it to count) than
+this: no reference. Measured on SynthHeads under hard light (bench/skin_light.py): every 128 px crop has
+fewer (both eyes 20-100 px, nearly all of them mixed with lid or iris) and its corrected ITA was 29-45 deg
+off on average; at 512 px (200-800 px) 12-14 deg. It was 6, which let the 128 px lid pixels through."""
+ONE_EYE = 0.4
+"""Confidence of a reference seen in one eye only: nothing to check it against, so below curate's default
+``ita-min-confidence`` (0.5). It was 1.0: at 512 px the one-eye crops were the worst (SynthHeads hard light,
+corrected ITA 20-60 deg off where the eye was half lid or half clipped)."""
 
 
 @dataclass(frozen=True)
@@ -80,15 +97,24 @@ def _poly_mask(shape: tuple[int, int], poly: np.ndarray) -> np.ndarray:
     return np.asarray(canvas, bool)
 
 
-def sclera_masks(shape: tuple[int, int], mesh: np.ndarray, eyes: dict) -> dict[str, np.ndarray]:
-    """Per eye, bool [H, W]: inside the mesh's eye opening, outside the iris disc (1.15 x its radius)."""
-    from fairsplat.faces.mesh68 import LEFT_EYE, RIGHT_EYE
+EYE_LOOP = tuple(range(9)) + tuple(range(15, 8, -1))
+"""The iris model's first 16 contour points as one closed loop: 0-8 are the lower lid from the outer to
+the inner corner (mesh 33, 7, 163, 144, 145, 153, 154, 155, 133), 9-15 the upper lid (mesh 246, 161, 160,
+159, 158, 157, 173), so the upper lid is walked back."""
 
+
+def sclera_masks(shape: tuple[int, int], mesh: np.ndarray, eyes: dict) -> dict[str, np.ndarray]:
+    """Per eye, bool [H, W]: inside the eye opening, outside the iris disc (1.15 x its radius).
+
+    The opening is the iris model's refined lid contour, not the mesh's eye loop: the 468-point mesh
+    places the lids ~1-2 px too high at 128 px (its loop covered the upper lid and half the iris on
+    SynthHeads, so the "sclera" was lid skin); MediaPipe's own pipeline replaces the mesh's eye points
+    with this contour for the same reason. ``mesh`` is unused, kept for the callers' signature."""
     h, w = shape
     yy, xx = np.mgrid[0:h, 0:w]
     out = {}
-    for side, loop in (("right", RIGHT_EYE), ("left", LEFT_EYE)):
-        opening = _poly_mask(shape, mesh[list(loop), :2])
+    for side in ("right", "left"):
+        opening = _poly_mask(shape, eyes[side].contour[list(EYE_LOOP)])
         ir = eyes[side].iris
         r = 1.15 * float(np.linalg.norm(ir[1:] - ir[0], axis=1).mean())
         disc = (xx - ir[0, 0]) ** 2 + (yy - ir[0, 1]) ** 2 <= r * r
@@ -100,20 +126,50 @@ def _chroma(lin: np.ndarray) -> np.ndarray:  # [N, 3] linear -> [N] (max - min) 
     return (lin.max(1) - lin.min(1)) / np.maximum(lin.max(1), 1e-9)
 
 
-def sclera_colour(rgb: np.ndarray, mask: np.ndarray, skin_chroma: float | None = None,
-                  top: float = 0.3) -> np.ndarray | None:  # fmt: skip
-    """Linear RGB of the sclera: the mean of the ``top`` share of the mask's pixels by whiteness
-    (luminance over 1 + relative chroma), so lid skin, lashes and the iris rim around a few white
-    pixels are left out. None when nothing is whiter than skin: with ``skin_chroma`` given, the
-    chosen pixels must have at most 0.6 x the skin's relative chroma (a closed eye has no sclera)."""
+WHITER_THAN_SKIN = 0.15
+"""The sclera must be at least this much bluer than the skin in log(R/B) (natural log). Why log(R/B) and
+not relative chroma: a coloured light multiplies every channel of both by the same gains, so the difference
+of their log(R/B) is the albedos' alone (SynthHeads' skin is 0.30-0.72 above :data:`SCLERA_REF`, type I to
+VI; lid skin of a closed eye is 0). The chroma test it replaces, pick chroma <= 0.6 x skin chroma, threw away
+the true sclera under every warm light (near 2,700 K a white has relative chroma 0.7-0.8)."""
+
+
+def _log_rb(lin: np.ndarray) -> np.ndarray:  # [..., 3] linear -> [...] log(R / B)
+    return np.log(np.maximum(lin[..., 0], 1e-6) / np.maximum(lin[..., 2], 1e-6))
+
+
+MAX_CLIPPED = 0.1
+"""Share of the brightest sclera pixels (the ``top`` pool) allowed a clipped channel (>= 250). More, and
+the sclera is saturated: its unclipped pixels are the dimmer ones, so the light would be underestimated
+(at +1 EV SynthHeads' sclera clips, the reference read ~1.1 where the skin said 1.5-2.6, and types V-VI
+came out 15-40 deg too light). Then there is no reference, rather than a wrong one. 0.1 leaves room for
+a catchlight's rim on a real eye."""
+
+
+def sclera_colour(rgb: np.ndarray, mask: np.ndarray, skin_linear: np.ndarray | None = None,
+                  top: float = 0.3, max_clipped: float = MAX_CLIPPED) -> np.ndarray | None:  # fmt: skip
+    """Linear RGB of the sclera: the mean of the ``top`` share of the mask's pixels by luminance (the
+    sclera is the brightest thing in the eye opening; lids, lashes, iris rim and the mixed pixels at
+    their edges are darker), clipped pixels left out of the mean. None when the sclera is saturated
+    (more than ``max_clipped`` of that pool clipped) or when it is not whiter than skin: with
+    ``skin_linear`` (the skin's median linear RGB [3]) given, the pool's log(R/B) must lie
+    :data:`WHITER_THAN_SKIN` below the skin's (a closed eye has no sclera).
+
+    Why luminance and not the whiteness (luminance over 1 + relative chroma) used before: relative
+    chroma depends on the light, so under a warm light the least chromatic pixels were the grey or
+    blue iris rim, not the sclera."""
     px = srgb_to_linear(rgb[mask].astype(np.float64) / 255.0)  # [N, 3]
-    ok = (px.max(1) < srgb_to_linear(250 / 255)) & (px.max(1) > 0.0)  # clipped channels say nothing of the light
-    px = px[ok]
+    clipped = rgb[mask].max(1) >= 250  # [N] a clipped channel says nothing of the light
     if len(px) < 2:
         return None
-    whiteness = (px @ np.array([0.2126, 0.7152, 0.0722])) / (1.0 + 2.0 * _chroma(px))
-    pick = px[whiteness >= np.quantile(whiteness, 1.0 - top)]
-    if skin_chroma is not None and float(np.median(_chroma(pick))) > 0.6 * skin_chroma:
+    lum = px @ np.array([0.2126, 0.7152, 0.0722])
+    pool = lum >= np.quantile(lum, 1.0 - top)
+    if clipped[pool].mean() > max_clipped:
+        return None
+    pick = px[pool & ~clipped & (px.max(1) > 0.0)]
+    if len(pick) == 0:
+        return None
+    if skin_linear is not None and float(_log_rb(skin_linear) - _log_rb(pick.mean(0))) < WHITER_THAN_SKIN:
         return None
     return pick.mean(0)
 
@@ -188,19 +244,19 @@ def _sclera_reference(x: FaceInput) -> tuple[np.ndarray, float, str] | None:
         return None
     masks = sclera_masks(x.rgb.shape[:2], x.mesh, x.eyes)
     skin = srgb_to_linear(x.rgb[x.skin].astype(np.float64) / 255.0)
-    skin_chroma = float(np.median(_chroma(skin[skin.max(1) > 0]))) if len(skin) else None
-    cols = {s: sclera_colour(x.rgb, m, skin_chroma) for s, m in masks.items() if m.sum() >= MIN_SCLERA_PX // 2}
+    skin = skin[(skin.max(1) > 0) & (x.rgb[x.skin].max(1) < 250)]
+    skin_linear = np.median(skin, axis=0) if len(skin) else None
+    cols = {s: sclera_colour(x.rgb, m, skin_linear) for s, m in masks.items() if m.sum() >= MIN_SCLERA_PX // 2}
     cols = {s: c for s, c in cols.items() if c is not None}
     n = int(sum(masks[s].sum() for s in cols))
     if not cols or n < MIN_SCLERA_PX:
         return None
     c = np.mean(list(cols.values()), axis=0)
-    agree = 1.0
+    agree = ONE_EYE
     if len(cols) == 2:
         ratio = np.max(np.abs(np.log(cols["left"] + 1e-6) - np.log(cols["right"] + 1e-6)))
         agree = float(np.clip(1.0 - (ratio - 0.15) / 0.5, 0.0, 1.0))
-    share = min(1.0, n / (4 * MIN_SCLERA_PX))
-    return c, agree * share, f"{n} sclera px, {len(cols)} eye(s)"
+    return c, agree, f"{n} sclera px, {len(cols)} eye(s)"
 
 
 def sclera_flat(x: FaceInput) -> Correction | None:
@@ -236,7 +292,7 @@ def sclera_shaded(x: FaceInput) -> Correction | None:
     s_eye = (a + b * max(0.0, float(eye_n @ l))) / max(a + b, 1e-9)
     e_c = c / (srgb_to_linear(np.array(SCLERA_REF)) * max(s_eye, 1e-3))  # light colour x strength
     albedo = k_c / np.maximum(e_c, 1e-9)
-    return Correction("sclera", 1.0 / np.maximum(e_c, 1e-9), conf * float(np.clip(r2, 0.0, 1.0)),
+    return Correction("sclera", 1.0 / np.maximum(e_c, 1e-9), conf,
                       f"{detail}; shading R2 {r2:.2f}, ambient share {a / max(a + b, 1e-9):.2f}", albedo)  # fmt: skip
 
 

@@ -92,17 +92,22 @@ class CurateParams(Section):
 
     ita_method: Literal["raw", "sclera", "sclera_flat", "grey_edge", "white_patch"] = "raw"
     """Illumination correction before the skin type (faces/illumination.py). raw: none. Measured on
-    SynthHeads-hard-lighting and default renders (README "Skin typing"): no correction reaches
-    the issue-16 floor, and every one costs accuracy on well-lit faces, so the default types the
-    pixels as photographed; the others stay opt-in and are recorded per crop (method, confidence)."""
+    SynthHeads-hard-lighting and default renders (README "Skin typing", bench/skin_light.py): no
+    correction reaches the issue-16 floor; the sclera methods need 512 px crops (at 128 px they find
+    no reference and leave the raw ITA, flagged) and, on real photos, lift every group's ITA by
+    20-50 deg (real sclera are darker than the albedo they assume). So the default types the pixels
+    as photographed; the others stay opt-in and are recorded per crop (method, confidence)."""
 
     ita_min_confidence: float = Field(0.5, ge=0.0, le=1.0)
     """A correction whose confidence is below this is not used: the raw ITA is kept and the crop
-    flagged ``low_confidence`` (no reference in the face: eyes closed or too small)."""
+    flagged ``low_confidence`` (no reference in the face: eyes closed or too small). 0.5 keeps a
+    sclera seen in one eye only (confidence 0.4: nothing to check it against) out."""
 
     ita_per_subject: bool = True
-    """Video frames (records with a frame index) take their subject's median ITA over frames:
-    lighting changes between frames, skin does not; the spread is kept (``ita_subject_iqr``)."""
+    """Video frames (records with a frame index) take one ITA per subject: lighting changes between
+    frames, skin does not. With a correction, the frames whose reference passed outvote the rest
+    (their confidence-weighted median); a subject with none takes the median of all its frames and
+    stays flagged. The spread is kept (``ita_subject_iqr``)."""
 
     scheme: str = "chardon_delbino_6"
     """ITA -> Fitzpatrick scheme (faces/skin_types.py SCHEMES). Chardon / Del Bino,
