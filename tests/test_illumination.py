@@ -208,4 +208,5 @@ def test_hard_preset_ranges():
     assert 40 <= ang.min() and ang.max() <= 85
     assert all(HARD_CCT[0] <= x.cct <= HARD_CCT[1] and 0.15 <= x.ambient <= 0.35 for x in lights)
     with pytest.raises(ValueError, match="lighting preset"):
-        light_for("studio", rng, 25.0, 0.03)
+        light_for("candle", rng, 25.0, 0.03)
+    assert light_for("studio", np.random.default_rng(3), 25.0, 0.03) == sample_hard_light(np.random.default_rng(3))
