@@ -61,6 +61,28 @@ class TrackParams(Section):
     """Weight of the 17 jaw-line landmarks: detectors put them on the silhouette,
     which slides over the face as the head turns, unlike FLAME's fixed embedding."""
 
+    fit_points: Literal["mesh68", "dense468"] = "mesh68"
+    """What FLAME is fitted to when the landmark backend is MediaPipe: ``mesh68``, the 68 iBUG points
+    of its mesh (faces/mesh68.py table), or ``dense468``, all 468 mesh points embedded on the head
+    (head/embed468.py, calibrated on SynthHeads train renders; track/dense.py); the 68 points are then
+    read off the fitted head. Inputs without a mesh (dlib, ``gt``, curated crops) always fit the 68.
+    Default: MEASUREMENT_PENDING (README "Landmark backends")."""
+
+    dense_facing: float = Field(0.3, ge=0.0, le=1.0)
+    """``dense468`` only: down-weight mesh points whose fitted surface turns from the camera,
+    ``clamp(cos / dense-facing, 0, 1)`` (MediaPipe also predicts the hidden side); 0 = off.
+    MEASUREMENT_PENDING."""
+
+    dense_weights: Literal["uniform", "calibrated"] = "calibrated"
+    """``dense468`` only: per-point weights. ``uniform`` (the face outline at ``jaw-line-weight``) or
+    ``calibrated``: the embedding table's inverse-variance weights, from how far each mesh point
+    lies from its embedded point on every SynthHeads train render (eyes, brows and outline count
+    least: MediaPipe moves them most). MEASUREMENT_PENDING."""
+
+    dense_stride: int = Field(1, ge=1, le=16)
+    """``dense468`` only: fit every n-th mesh point (and the eye corners); the fit's cost grows with
+    the points' vertices. MEASUREMENT_PENDING."""
+
     robust: Literal["l2", "huber", "geman_mcclure", "tukey"] = "geman_mcclure"
     """Penalty on each landmark's residual (fairsplat/track/robust.py, IRLS inside the
     Levenberg-Marquardt fit; the rigid stage uses ``huber`` unless this is ``l2``).
