@@ -1,4 +1,4 @@
-"""MediaPipe's 468 mesh points embedded on the head (head/embed468.py) and the dense fit (track/dense.py)."""
+"""MediaPipe's 468 mesh points embedded on the head (track/embed468.py) and the dense fit (track/dense.py)."""
 
 import math
 
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from fairsplat.head import embed468
+from fairsplat.track import embed468
 from fairsplat.head.flame import FlameLayer
 from fairsplat.track.camera import FLIP, default_K
 from fairsplat.track.fit import FitConfig, Fitter, flame_landmarks_2d

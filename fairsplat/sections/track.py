@@ -64,7 +64,7 @@ class TrackParams(Section):
     fit_points: Literal["mesh68", "dense468"] = "mesh68"
     """What FLAME is fitted to when the landmark backend is MediaPipe: ``mesh68``, the 68 iBUG points
     of its mesh (faces/mesh68.py table), or ``dense468``, all 468 mesh points embedded on the head
-    (head/embed468.py, calibrated on SynthHeads train renders; track/dense.py); the 68 points are then
+    (track/embed468.py, calibrated on SynthHeads train renders; track/dense.py); the 68 points are then
     read off the fitted head. Inputs without a mesh (dlib, ``gt``, curated crops) always fit the 68.
     Default: MEASUREMENT_PENDING (README "Landmark backends")."""
 

@@ -3,7 +3,7 @@
 Why: the 68 iBUG points do not map from MediaPipe's mesh with any fixed table
 (README "Landmark backends"): on turned heads the jaw contour slides, on closed
 eyes the mesh's eyes sit on the brows. Fitted to all 468 points, each embedded
-on the head (head/embed468.py, calibrated on SynthHeads train renders), a few
+on the head (track/embed468.py, calibrated on SynthHeads train renders), a few
 wrong points (eyes, the outline) are outvoted by the many right ones (nose,
 cheeks, mouth, forehead), and the robust penalty lets go of them. The 68
 landmarks are then read off the fitted head (``FitResult.landmarks2d``), so
@@ -12,7 +12,7 @@ every metric stays the same as for the 68-point fit.
 Differences from the 68-point :class:`~fairsplat.track.fit.Fitter`, which does
 the rest (rigid start, Levenberg-Marquardt, IRLS, priors):
 
-- the face outline (:data:`~fairsplat.head.embed468.FACE_OVAL`, drawn on the
+- the face outline (:data:`~fairsplat.track.embed468.FACE_OVAL`, drawn on the
   silhouette as the jaw line is) weighs ``jaw_line_weight``, as the jaw does there;
 - the inter-ocular yardstick of the robust penalty is the mesh's outer eye
   corners (33, 263);
@@ -30,7 +30,7 @@ from dataclasses import replace
 import torch
 from torch import Tensor
 
-from fairsplat.head import embed468
+from fairsplat.track import embed468
 from fairsplat.track.fit import EYES, JAW, N_FIXED, NECK, ROT, FitConfig, Fitter, FitResult
 from fairsplat.track.landmarks import LandmarkFlame
 

@@ -34,7 +34,7 @@ class LandmarkFlame(nn.Module):
     def __init__(self, model: HeadModel, dtype: torch.dtype = torch.float32,
                  embedding: tuple[np.ndarray, np.ndarray] | None = None) -> None:  # fmt: skip
         """``embedding``: (faces [L], barycentric weights [L, 3]) of other points to return instead of
-        the head's 68 landmarks (MediaPipe's 468 mesh points, head/embed468.py)."""
+        the head's 68 landmarks (MediaPipe's 468 mesh points, track/embed468.py)."""
         super().__init__()
         model.validate()
         self.n_shape, self.n_expr, self.n_joints = model.n_shape, model.n_expr, model.n_joints

@@ -7,7 +7,7 @@ weights each, as FLAME embeds its 68 landmarks and metrical-tracker its 105),
 the tracker can fit FLAME to all of them (``track.fit-points: dense468``,
 fairsplat/track/dense.py) and read the 68 points off the fitted head.
 
-Calibration (the tool: ``python -m fairsplat.head.calibrate_embed468``), on
+Calibration (the tool: ``python -m fairsplat.track.calibrate_embed468``), on
 SynthHeads *train* renders, whose FLAME parameters and cameras are known:
 each mesh point of an image is back-projected (:func:`raycast`) onto the
 ground-truth posed mesh; the triangle and barycentric weights of the hit give
@@ -46,12 +46,12 @@ def faces_hash(faces: np.ndarray) -> str:
 def load(head: HeadModel) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The committed table for ``head``: faces [468] int64, bary [468, 3], per-point weights [468] (mean 1,
     inverse variance of the calibration residuals); raises naming ``track.fit-points`` for another head."""
-    from fairsplat.head.embed468_table import BARY, FACES, HEAD, WEIGHTS
+    from fairsplat.track.embed468_table import BARY, FACES, HEAD, WEIGHTS
 
     want = {"n_vertices": head.n_vertices, "n_faces": len(head.faces), "faces_sha256": faces_hash(head.faces)}
     if HEAD != want:
         raise ValueError(f"track.fit-points: dense468's embedding was calibrated on another head ({HEAD}, this one "
-                         f"{want}); re-run python -m fairsplat.head.calibrate_embed468 for it, or use mesh68")  # fmt: skip
+                         f"{want}); re-run python -m fairsplat.track.calibrate_embed468 for it, or use mesh68")  # fmt: skip
     faces, bary, weights = np.asarray(FACES, np.int64), np.asarray(BARY, np.float64), np.asarray(WEIGHTS, np.float64)
     assert faces.shape == (N_POINTS,) and bary.shape == (N_POINTS, 3) and weights.shape == (N_POINTS,)
     return faces, bary, weights
