@@ -12,8 +12,11 @@ every metric stays the same as for the 68-point fit.
 Differences from the 68-point :class:`~fairsplat.track.fit.Fitter`, which does
 the rest (rigid start, Levenberg-Marquardt, IRLS, priors):
 
-- the face outline (:data:`~fairsplat.track.embed468.FACE_OVAL`, drawn on the
-  silhouette as the jaw line is) weighs ``jaw_line_weight``, as the jaw does there;
+- per-point weights: ``calibrated`` (default), the table's inverse-variance weights
+  (how far each mesh point strays from its embedded point on the train renders), or
+  ``uniform``, where the face outline (:data:`~fairsplat.track.embed468.FACE_OVAL`, drawn
+  on the silhouette as the jaw line is) weighs ``jaw_line_weight``, as the jaw does there;
+- ``stride``: every n-th mesh point only (and the eye corners), for speed;
 - the inter-ocular yardstick of the robust penalty is the mesh's outer eye
   corners (33, 263);
 - ``facing`` (optional): MediaPipe also predicts the hidden side of a turned
