@@ -174,3 +174,27 @@ def test_params_validate_fit_points():
     for bad in ({"fit_points": "dense"}, {"dense_facing": 2.0}, {"dense_weights": "learned"}, {"dense_stride": 0}):
         with pytest.raises(ValueError, match=next(iter(bad))):
             TrackParams(**bad)
+
+
+def test_stage_fitter_fits_items_mesh_points(procedural_head, table):
+    """The stage's path: ``make_fitter`` with ``fit-points: dense468`` on Items that carry mesh points
+    (as the MediaPipe loaders fill them) fits them and reports the 68 landmarks of the fitted heads."""
+    import dataclasses
+
+    from fairsplat.testing.track_problems import problem_items, random_problem
+    from fairsplat.track.config import TrackConfig
+    from fairsplat.track.dense import DenseFitter
+    from fairsplat.track.evaluate import nme
+    from fairsplat.track.pipeline import make_fitter
+    from fairsplat.track.run import run_fit
+
+    lf68 = LandmarkFlame(procedural_head)
+    p = random_problem(lf68, 3, seed=4, expr_std=0.0)
+    mesh = flame_landmarks_2d(LandmarkFlame(procedural_head, embedding=table[:2]), p.shape, p.expr, p.pose, p.transl, p.K)
+    items = dataclasses.replace(problem_items(p), points=mesh.numpy().astype(np.float32))
+    fitter = make_fitter(lf68, TrackConfig(fit_points="dense468", dense_stride=2), True, True, True)
+    assert isinstance(fitter, DenseFitter) and fitter.n_inputs == 468
+    run = run_fit(items, fitter)
+    assert run.fitted.all() and run.landmarks2d.shape == (3, 68, 2)
+    assert nme(run.landmarks2d, p.landmarks.numpy()).max() < 0.02
+    assert not isinstance(make_fitter(lf68, TrackConfig(), True, False, True), DenseFitter)
