@@ -25,7 +25,7 @@ class TrackConfig:
     fit_points: str = "mesh68"
     dense_facing: float = 0.3
     dense_weights: str = "calibrated"
-    dense_stride: int = 1
+    dense_stride: int = 3
     robust: str = "geman_mcclure"
     robust_scale: float = 0.1
     contour: str = "auto"
