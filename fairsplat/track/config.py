@@ -22,6 +22,10 @@ class TrackConfig:
     rigid_iters: int = 4
     iters: int = 15
     jaw_line_weight: float = 0.3
+    fit_points: str = "mesh68"
+    dense_facing: float = 0.3
+    dense_weights: str = "calibrated"
+    dense_stride: int = 3
     robust: str = "geman_mcclure"
     robust_scale: float = 0.1
     contour: str = "auto"

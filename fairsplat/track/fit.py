@@ -103,7 +103,7 @@ def landmark_weights(visible: Tensor, jaw_line_weight: float) -> Tensor:  # [B, 
     return visible.to(torch.float32) * w
 
 
-def face_scale(targets: Tensor, weights: Tensor) -> Tensor:  # [B, 68, 2], [B, 68] -> [B]
+def face_scale(targets: Tensor, weights: Tensor) -> Tensor:  # [B, L, 2], [B, L] -> [B]
     """RMS distance of the weighted targets from their centroid: the face's size in pixels."""
     wsum = weights.sum(1, keepdim=True).clamp_min(1e-9)  # [B, 1]
     c = (weights[..., None] * targets).sum(1) / wsum  # [B, 2]
@@ -114,8 +114,15 @@ def face_scale(targets: Tensor, weights: Tensor) -> Tensor:  # [B, 68, 2], [B, 6
 class Fitter:
     """Fits one head model; reuse it across batches (it holds the landmark model)."""
 
-    def __init__(self, model: LandmarkFlame, cfg: FitConfig = FitConfig()) -> None:
+    def __init__(self, model: LandmarkFlame, cfg: FitConfig = FitConfig(), points: LandmarkFlame | None = None) -> None:
+        """``model``: the head's 68 landmarks (what is reported); ``points``: what the targets are, when other
+        points than those (MediaPipe's 468 mesh points embedded on the head: ``dense.DenseFitter``)."""
         self.model, self.cfg = model, cfg
+        self.points = model if points is None else points
+        self.n_points = self.points.n_points
+        self.n_inputs = self.n_points  # points a caller passes (a subclass may fit a subset of them)
+        self.eyes = (36, 45)  # outer eye corners among the points: the robust penalty's yardstick
+        self.base_weight = landmark_weights(torch.ones(1, 68), cfg.jaw_line_weight)[0] if points is None else torch.ones(self.n_points)
         for key in (cfg.robust, cfg.rigid_robust):
             if key not in ROBUST:
                 raise ValueError(f"fit: robust penalty {key!r} not in {sorted(ROBUST)}")
@@ -123,22 +130,25 @@ class Fitter:
         self.n_expr = min(cfg.n_expr or model.n_expr, model.n_expr)
         self.dx = N_FIXED + self.n_expr
         with torch.no_grad():
-            self.template = model(torch.zeros(1, 0), torch.zeros(1, 0), torch.zeros(1, 3 * model.n_joints))[0][0]
+            self.template = self.points(torch.zeros(1, 0), torch.zeros(1, 0), torch.zeros(1, 3 * model.n_joints))[0][0]
         self.centre = self.template.mean(0)  # [3] pivot of the fitted rotation
-        self.lines = contour_lines(model.head, self.template.double().numpy(), cfg.contour_radius) if cfg.contour else None
+        contour = cfg.contour and points is None  # the jaw contour is a 68-point notion
+        self.lines = contour_lines(model.head, self.template.double().numpy(), cfg.contour_radius) if contour else None
         if self.lines is not None:  # candidates' vertices, each posed once per selection
             self.line_vertices, inverse = torch.unique(self.lines.vertex_ids, return_inverse=True)  # [U], [17, C, 2]
             self.line_index = inverse
 
     # ---- the model seen through the camera ---------------------------------
-    def landmarks(self, z: Tensor, K: Tensor, contour: Contour | None = None) -> tuple[Tensor, Tensor, Tensor]:
-        """z [N, Dx + S] -> pixels [N, 68, 2], camera landmarks [N, 68, 3], rest root joint [N, 3].
+    def landmarks(self, z: Tensor, K: Tensor, contour: Contour | None = None,
+                  model: LandmarkFlame | None = None) -> tuple[Tensor, Tensor, Tensor]:  # fmt: skip
+        """z [N, Dx + S] -> pixels [N, L, 2], camera points [N, L, 3], rest root joint [N, 3].
 
         ``contour``: jaw points on chosen silhouette edges instead of the embedding
-        (what the detector sees, ``contour_at``); without it, the embedded landmarks (what is reported)."""
+        (what the detector sees, ``contour_at``); without it, the embedded landmarks (what is reported).
+        ``model``: whose points (default: the fitted ones, ``self.points``)."""
         x, shape = z[:, : self.dx], z[:, self.dx :]
         pose = torch.cat([torch.zeros_like(x[:, ROT]), x[:, NECK], x[:, JAW], x[:, EYES]], 1)  # global applied below
-        lmk, joints = self.model(shape, x[:, N_FIXED:], pose)  # [N, 68, 3] head frame
+        lmk, joints = (self.points if model is None else model)(shape, x[:, N_FIXED:], pose)  # [N, L, 3] head frame
         if contour is not None:
             ids, t, use = contour  # [B, 17, 2], [B, 17], [B, 17] (B divides N)
             n = z.shape[0]  # a multiple of the contour's batch (the solver's Jacobian tiles it)
@@ -148,7 +158,7 @@ class Fitter:
             edge = ends[:, :, 0] + t[..., None] * (ends[:, :, 1] - ends[:, :, 0])  # [N, 17, 3]
             jaw = torch.where(use[..., None], edge, lmk[:, JAW_LMK.start : JAW_LMK.stop])
             lmk = torch.cat([jaw, lmk[:, JAW_LMK.stop :]], 1)
-        cam = self._camera(x, lmk)  # [N, 68, 3]
+        cam = self._camera(x, lmk)  # [N, L, 3]
         return project(cam, K), cam, joints[:, 0]
 
     def _camera(self, x: Tensor, points: Tensor) -> Tensor:  # [N, Dx], [N, M, 3] head frame -> [N, M, 3] camera
@@ -169,6 +179,13 @@ class Fitter:
         k = torch.arange(N_JAW)[None].expand(b, -1)
         c = choice.clamp_min(0)
         return lines.vertex_ids[k, c], lines.t[k, c], choice >= 0
+
+    reweights = False
+    """Whether :meth:`point_weights` changes with the fit (a subclass's visibility weights)."""
+
+    def point_weights(self, z: Tensor, K: Tensor) -> Tensor:  # -> [B, L]
+        """Per-point weights at the current fit, refreshed every iteration when ``reweights``."""
+        return torch.ones(z.shape[0], self.n_points)
 
     def _to_flame(self, x: Tensor, root: Tensor) -> tuple[Tensor, Tensor]:  # -> pose [B, 15], transl [B, 3]
         """FLAME turns the head about the rest root joint J0: world = R (L - J0) + J0 + transl.
@@ -196,17 +213,18 @@ class Fitter:
     # ---- fitting ------------------------------------------------------------
     def fit(
         self,
-        targets: Tensor,  # [B, 68, 2] pixels (centres at +0.5)
+        targets: Tensor,  # [B, L, 2] pixels (centres at +0.5); L = n_points (68 unless dense)
         K: Tensor,  # [B, 3, 3]
-        visible: Tensor,  # [B, 68] 1 = use, 0 = ignore (all 0: a frame with no face)
+        visible: Tensor,  # [B, L] 1 = use, 0 = ignore (all 0: a frame with no face)
         subjects: Tensor | None = None,  # [B] long: rows with one id share one shape
         sequence: Tensor | None = None,  # [B] long clip id; a clip's rows in frame order, one subject per clip
     ) -> FitResult:
         b = targets.shape[0]
-        assert targets.shape == (b, 68, 2) and K.shape == (b, 3, 3) and visible.shape == (b, 68)
+        n = self.n_points
+        assert targets.shape == (b, n, 2) and K.shape == (b, 3, 3) and visible.shape == (b, n), (targets.shape, visible.shape)
         t0 = time.perf_counter()
         targets, K = targets.float(), K.float()
-        weights = landmark_weights(visible, self.cfg.jaw_line_weight)  # [B, 68]
+        weights = visible.to(torch.float32) * self.base_weight  # [B, L]
         subjects = torch.arange(b) if subjects is None else torch.unique(subjects, return_inverse=True)[1]
         terms = self._terms(_triples(sequence, subjects))
         x = self._initialise(targets, K, weights, subjects)  # [B, Dx]
@@ -220,7 +238,7 @@ class Fitter:
             upd = self._update(targets, K, weights, subjects, self.cfg.robust)
             x, y = solve(res, x, y, subjects, terms, self.cfg.iters, update=upd)
             z = torch.cat([x, y[subjects]], 1)
-            pix, cam, root = self.landmarks(z, K)
+            pix, cam, root = self.landmarks(z, K, model=self.model)  # the 68 landmarks, whatever was fitted
             pose, transl = self._to_flame(x, root)
             pad = lambda a, n: torch.cat([a, a.new_zeros(b, n - a.shape[1])], 1)  # noqa: E731
             shape, expr = pad(y[subjects], self.model.n_shape), pad(x[:, N_FIXED:], self.model.n_expr)
@@ -230,31 +248,32 @@ class Fitter:
     def _update(self, targets: Tensor, K: Tensor, weights: Tensor, subjects: Tensor, kind: str):
         """The solver's per-iteration residual: jaw silhouette edges and IRLS weights at the
         current fit (None when neither is on: the residual never changes)."""
-        if kind == "l2" and self.lines is None:
+        if kind == "l2" and self.lines is None and not self.reweights:
             return None
 
         def update(x: Tensor, y: Tensor):
             z = torch.cat([x, y[subjects]], 1)
             contour = self.contour_at(z, K) if self.lines is not None else None
-            robust = None
+            robust = self.point_weights(z, K) if self.reweights else None  # [B, L] or None
             if kind != "l2":
-                pix = self.landmarks(z, K, contour)[0]  # [B, 68, 2]
-                robust = irls_weights(pix, targets, kind, self.cfg.robust_scale)
+                pix = self.landmarks(z, K, contour)[0]  # [B, L, 2]
+                w = irls_weights(pix, targets, kind, self.cfg.robust_scale, self.eyes)
+                robust = w if robust is None else robust * w
             return self._residual(targets, K, weights, robust, contour)
 
         return update
 
     def _residual(self, targets: Tensor, K: Tensor, weights: Tensor, robust: Tensor | None = None,
                   contour: Contour | None = None):  # fmt: skip
-        """r(z) [N, 136] with |r|^2 = weighted mean squared residual in face-size units.
+        """r(z) [N, 2L] with |r|^2 = weighted mean squared residual in face-size units.
 
-        ``robust`` [B, 68]: IRLS weights multiplying ``weights``; the mean stays
+        ``robust`` [B, L]: IRLS weights multiplying ``weights``; the mean stays
         over ``weights``, so a down-weighted point simply counts less. ``contour``:
         the jaw's silhouette edges (``select_contour``), held for this residual.
         N may be a multiple of B (the solver's Jacobian repeats the batch)."""
         scale = face_scale(targets, weights)  # [B]
         w = weights if robust is None else weights * robust
-        sw = (w / weights.sum(1, keepdim=True).clamp_min(1e-9)).sqrt() / scale[:, None]  # [B, 68]
+        sw = (w / weights.sum(1, keepdim=True).clamp_min(1e-9)).sqrt() / scale[:, None]  # [B, L]
 
         def residual(z: Tensor) -> Tensor:
             k = z.shape[0] // targets.shape[0]
@@ -283,7 +302,7 @@ class Fitter:
     def _initialise(self, targets: Tensor, K: Tensor, weights: Tensor, subjects: Tensor) -> Tensor:  # -> x [B, Dx]
         """Closed-form rigid start; frames without landmarks copy the nearest frame of their subject that has them."""
         b = targets.shape[0]
-        R, t = rigid_init(self.template.expand(b, 68, 3), targets, K, weights)  # camera <- template
+        R, t = rigid_init(self.template.expand(b, self.n_points, 3), targets, K, weights)  # camera <- template
         t_cam = t + (R @ self.centre[:, None])[..., 0]  # [B, 3] camera position of the pivot
         x = torch.zeros(b, self.dx)
         x[:, ROT] = matrix_to_axis_angle(FLIP @ R)

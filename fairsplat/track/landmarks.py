@@ -17,6 +17,7 @@ image instead of the whole mesh.
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 
@@ -30,15 +31,20 @@ class LandmarkFlame(nn.Module):
     No translation argument: the tracker applies the rigid camera itself.
     """
 
-    def __init__(self, model: HeadModel, dtype: torch.dtype = torch.float32) -> None:
+    def __init__(self, model: HeadModel, dtype: torch.dtype = torch.float32,
+                 embedding: tuple[np.ndarray, np.ndarray] | None = None) -> None:  # fmt: skip
+        """``embedding``: (faces [L], barycentric weights [L, 3]) of other points to return instead of
+        the head's 68 landmarks (MediaPipe's 468 mesh points, track/embed468.py)."""
         super().__init__()
         model.validate()
         self.n_shape, self.n_expr, self.n_joints = model.n_shape, model.n_expr, model.n_joints
         self.parents = [int(p) for p in model.parents]
         self.source = model.source
         self.head = model  # the arrays (mesh, regions) that contour.contour_lines searches
-        tri = model.faces[model.lmk_faces]  # [68, 3] vertex ids
-        keep, inverse = torch.unique(torch.as_tensor(tri).reshape(-1), return_inverse=True)  # [U], [204]
+        lmk_faces, lmk_bary = embedding if embedding is not None else (model.lmk_faces, model.lmk_bary)
+        self.n_points = len(lmk_faces)
+        tri = model.faces[lmk_faces]  # [L, 3] vertex ids
+        keep, inverse = torch.unique(torch.as_tensor(tri).reshape(-1), return_inverse=True)  # [U], [3L]
         keep_np = keep.numpy()
         nj, u = model.n_joints, len(keep_np)
         dirs = torch.cat([torch.as_tensor(model.shapedirs), torch.as_tensor(model.exprdirs)], 2).double()  # [V, 3, K]
@@ -57,8 +63,8 @@ class LandmarkFlame(nn.Module):
         buf("posedirs", posedirs)  # [P, (U + J) * 3]
         buf("j_regressor", torch.cat([torch.zeros(nj, u, dtype=torch.float64), torch.eye(nj, dtype=torch.float64)], 1))
         buf("lbs_weights", weights)  # [U + J, J]
-        buf("lmk_index", inverse.reshape(68, 3), torch.long)  # [68, 3] rows of the kept set
-        buf("lmk_bary", torch.as_tensor(model.lmk_bary))  # [68, 3]
+        buf("lmk_index", inverse.reshape(self.n_points, 3), torch.long)  # [L, 3] rows of the kept set
+        buf("lmk_bary", torch.as_tensor(np.asarray(lmk_bary, np.float64)))  # [L, 3]
         # Full-mesh rows for per-sample gathers (vertices()): template, blend and pose directions, skin weights.
         full_dirs = dirs.permute(0, 2, 1)  # [V, K, 3]
         full_pose = torch.as_tensor(model.posedirs).double().reshape(-1, model.n_vertices, 3).permute(1, 0, 2)  # [V, P, 3]
@@ -72,15 +78,19 @@ class LandmarkFlame(nn.Module):
         shape: Tensor,  # [B, <=S]
         expr: Tensor,  # [B, <=E]
         pose: Tensor,  # [B, 3J]
-    ) -> tuple[Tensor, Tensor]:  # landmarks [B, 68, 3], joints [B, J, 3]
+    ) -> tuple[Tensor, Tensor]:  # landmarks [B, L, 3] (L = 68 unless embedded otherwise), joints [B, J, 3]
         b = pose.shape[0]
         assert pose.shape == (b, 3 * self.n_joints), pose.shape
+        tri, joints = self.triangles(shape, expr, pose)  # [B, L, 3 corners, 3 xyz]
+        return (tri * self.lmk_bary[None, :, :, None]).sum(2), joints
+
+    def triangles(self, shape: Tensor, expr: Tensor, pose: Tensor) -> tuple[Tensor, Tensor]:
+        """The posed triangle of every point [B, L, 3, 3] (its normal: track/dense.py) and the joints [B, J, 3]."""
         coeffs = torch.cat([_pad(shape, self.n_shape), _pad(expr, self.n_expr)], 1)  # [B, S + E]
         verts, joints = lbs(
             coeffs, pose, self.v_template, self.dirs, self.posedirs, self.j_regressor, self.parents, self.lbs_weights
         )
-        tri = verts[:, self.lmk_index]  # [B, 68, 3 corners, 3 xyz]
-        return (tri * self.lmk_bary[None, :, :, None]).sum(2), joints
+        return verts[:, self.lmk_index], joints
 
 
     def vertices(

@@ -60,6 +60,16 @@ def detectors(cfg: TrackConfig, names: list[str], override: Callable | None = No
     return fns, used, why
 
 
+def make_fitter(model: LandmarkFlame, cfg: TrackConfig, detected: bool, dense: bool, named_expressions: bool) -> Fitter:
+    """The 68-landmark fitter, or with ``dense`` the one fitting MediaPipe's 468 mesh points (``track.fit-points``)."""
+    fit = fit_config(cfg, detected, named_expressions=named_expressions)
+    if not dense:
+        return Fitter(model, fit)
+    from fairsplat.track.dense import DenseFitter
+
+    return DenseFitter(model, fit, facing=cfg.dense_facing, weights=cfg.dense_weights, stride=cfg.dense_stride)
+
+
 def refine_photometric(items: Items, run: TrackRun, head: HeadModel, model: LandmarkFlame, cfg: TrackConfig) -> dict[str, float]:
     """Photometric refinement of every fitted, non-interpolated row that has pixels, one subject at a time."""
     from fairsplat.track.photometric import PhotoConfig, PhotometricRefiner
@@ -165,10 +175,11 @@ def run_track(cfg: TrackConfig, head_path: Path, inputs: dict[str, Path], out: P
         torch.set_num_threads(cfg.threads)
     head = HeadModel.load(head_path)
     model = LandmarkFlame(head)
-    fitters: dict[bool, Fitter] = {}  # by "targets are detections" (the jaw contour follows the silhouette)
+    fitters: dict[tuple[bool, bool], Fitter] = {}  # by (targets are detections: the jaw contour; dense mesh fit)
     fns, sources, fallback = detectors(cfg, list(inputs), detect)
     metrics: dict = {"landmarks": ", ".join(f"{n}: {s}" for n, s in sources.items()) or None,
                      "landmarks_fallback": fallback, "threads": torch.get_num_threads(), "photometric": cfg.photometric}  # fmt: skip
+    fit_points: dict[str, str] = {}
     per_type: dict[str, dict] = {}
     track_rows, reject_rows, to_plot = [], [], []
     fitted_total, fit_seconds, wall0 = 0, 0.0, time.perf_counter()
@@ -176,9 +187,11 @@ def run_track(cfg: TrackConfig, head_path: Path, inputs: dict[str, Path], out: P
         items = LOADERS[name](path, cfg, fns[name])
         lmk_source = sources[name]
         detected = lmk_source != "gt"
-        if detected not in fitters:
-            fitters[detected] = Fitter(model, fit_config(cfg, detected, named_expressions=head.source == "procedural"))
-        fitter = fitters[detected]
+        dense = cfg.fit_points == "dense468" and items.points is not None  # only a mesh backend gives the points
+        fit_points[name] = "dense468" if dense else "mesh68"
+        if (detected, dense) not in fitters:
+            fitters[(detected, dense)] = make_fitter(model, cfg, detected, dense, head.source == "procedural")
+        fitter = fitters[(detected, dense)]
         run = run_fit(items, fitter, cfg.share_shape, cfg.batch_size, cfg.workers, engine, scratch=str(out))
         fitted_total, fit_seconds = fitted_total + int(run.fitted.sum()), fit_seconds + run.fit_seconds
         m: dict = {}
@@ -196,6 +209,7 @@ def run_track(cfg: TrackConfig, head_path: Path, inputs: dict[str, Path], out: P
         reject_rows += tables.reject_rows(items, run)
         if plot_dir is not None and cfg.plot_samples:
             to_plot.append((name, items, run))
+    metrics["fit_points"] = ", ".join(f"{n}: {p}" for n, p in fit_points.items()) or None
     metrics["fit_fps"] = fitted_total / fit_seconds if fit_seconds > 0 else None
     metrics["fit_fps_per_thread"] = metrics["fit_fps"] / metrics["threads"] if metrics["fit_fps"] else None
     schema = tables.tracks_schema(head.n_shape, head.n_expr)

@@ -85,13 +85,14 @@ ROBUST: dict[str, tuple[Fn, Fn]] = {
 
 
 def irls_weights(
-    fitted: Tensor,  # [B, 68, 2] current fitted landmarks, pixels
-    targets: Tensor,  # [B, 68, 2] detections, pixels
+    fitted: Tensor,  # [B, L, 2] current fitted points, pixels
+    targets: Tensor,  # [B, L, 2] detections, pixels
     kind: str,
     scale: float,  # in fitted inter-ocular distances
-) -> Tensor:  # [B, 68] in [0, 1]
-    """IRLS weights of each landmark at the current fit (see the module doc)."""
-    assert fitted.shape == targets.shape and fitted.shape[1:] == (68, 2), (fitted.shape, targets.shape)
-    iod = (fitted[:, 36] - fitted[:, 45]).norm(dim=-1).clamp_min(1e-6)  # [B]
+    eyes: tuple[int, int] = (36, 45),  # outer eye corners among the points (MediaPipe's mesh: 33, 263)
+) -> Tensor:  # [B, L] in [0, 1]
+    """IRLS weights of each point at the current fit (see the module doc); L = 68 iBUG landmarks or other points."""
+    assert fitted.shape == targets.shape and fitted.shape[2] == 2, (fitted.shape, targets.shape)
+    iod = (fitted[:, eyes[0]] - fitted[:, eyes[1]]).norm(dim=-1).clamp_min(1e-6)  # [B]
     e = (fitted - targets).norm(dim=-1) / iod[:, None]  # [B, 68]
     return ROBUST[kind][1](e, scale)

@@ -116,8 +116,9 @@ def run_fit(items: Items, fitter: Fitter, share_shape: bool = True, batch_size: 
     mask = rows_to_fit(items)
     keys = subject_keys(items, share_shape)
     ok = np.array([s == OK for s in items.status], bool)
-    shards = [{"rows": rows, "targets": np.nan_to_num(items.targets[rows]),  # [B, 68, 2]
-               "K": items.K[rows], "visible": items.visible[rows] & ok[rows, None],  # [B, 3, 3], [B, 68]
+    targets, visible = fit_targets(items, fitter.n_inputs)
+    shards = [{"rows": rows, "targets": np.nan_to_num(targets[rows]),  # [B, L, 2]
+               "K": items.K[rows], "visible": visible[rows] & ok[rows, None],  # [B, 3, 3], [B, L]
                "subjects": [keys[i] for i in rows], "sequence": [items.sequence[i] for i in rows]}
               for rows in plan_batches(items, mask, share_shape, batch_size)]  # fmt: skip
     plan = Plan(workers=workers, context="spawn", desc="fit", unit="row", weight=lambda b: len(b["rows"]))
@@ -138,6 +139,15 @@ def run_fit(items: Items, fitter: Fitter, share_shape: bool = True, batch_size: 
         items.status[i] = f"error: {why}"[:300]
     interpolate_clips(items, out, fitter)
     return out
+
+
+def fit_targets(items: Items, n_points: int) -> tuple[np.ndarray, np.ndarray]:  # -> [N, L, 2], [N, L] bool
+    """What a fitter of ``n_points`` points fits: the 68 landmarks, or MediaPipe's 468 mesh points (dense fit)."""
+    if n_points == 68:
+        return items.targets, items.visible
+    if items.points is None or items.points.shape[1] != n_points:
+        raise ValueError(f"track: a {n_points}-point fit needs the detector's mesh points; {items.source} has none")
+    return items.points, np.isfinite(items.points[..., 0])
 
 
 _FIT: dict = {}

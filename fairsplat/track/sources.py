@@ -53,6 +53,7 @@ class Items:
     masks: list[np.ndarray] | None = None  # uint8 [H, W] foreground each (SynthHeads' alpha), or None
     thumbs: list[np.ndarray] | None = None  # uint8 [<=256, <=256, 3] each: decoded video frames for the overlays
     ita: np.ndarray | None = None  # [N] skin ITA per row (video frames), NaN where no face
+    points: np.ndarray | None = None  # [N, 468, 2] float32 MediaPipe mesh points (+0.5), NaN where none (dense fit)
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -61,9 +62,16 @@ class Items:
 def detect_rows(frames, detect: Detector | None = None, desc: str = "detect") -> tuple[np.ndarray, list[str], np.ndarray]:
     """68 landmarks per image (``detect``: a faces/landmarks.py backend, dlib when None) -> targets
     [N, 68, 2] (+0.5, NaN if not one face), status [N], n_faces [N]."""
+    return detect_rows_mesh(frames, detect, desc)[:3]
+
+
+def detect_rows_mesh(frames, detect: Detector | None = None, desc: str = "detect") -> tuple[np.ndarray, list[str], np.ndarray, np.ndarray | None]:
+    """:func:`detect_rows` plus the backend's 468 mesh points [N, 468, 2] (+0.5, NaN where none;
+    None when no face has a mesh: dlib), what ``track.fit-points: dense468`` fits."""
     if detect is None:
         from fairsplat.faces.detect import detect_faces as detect
     out = np.full((len(frames), 68, 2), np.nan, np.float32)
+    mesh = np.full((len(frames), 468, 2), np.nan, np.float32)
     status, counts = [], np.zeros(len(frames), np.int64)
     for t, img in enumerate(tqdm(frames, desc=desc, unit="img", mininterval=1.0, leave=False)):
         faces = detect(img)
@@ -71,7 +79,9 @@ def detect_rows(frames, detect: Detector | None = None, desc: str = "detect") ->
         status.append(OK if len(faces) == 1 else NO_FACE if not faces else MULTI_FACE)
         if len(faces) == 1:
             out[t] = faces[0].landmarks + 0.5
-    return out, status, counts
+            if faces[0].points is not None and len(faces[0].points) == 468:
+                mesh[t] = faces[0].points[:, :2] + 0.5
+    return out, status, counts, mesh if np.isfinite(mesh).any() else None
 
 
 def _stack(col, shape: tuple[int, ...] = ()) -> np.ndarray:
@@ -102,18 +112,19 @@ def load_synth(root: str | Path, landmarks: str = "gt", detect: Detector | None 
           "yaw": np.asarray(m["yaw"], np.float64)}  # fmt: skip
     need_pixels = landmarks != "gt" or keep_images
     images = [load_rgb(root / p) for p in tqdm(m["rgb_path"], desc="load", leave=False)] if need_pixels else None
+    points = None
     if landmarks == "gt":
         targets, visible = gt_lmk.copy(), np.asarray(m["visible"], bool).reshape(n, 68)
         status, n_faces = [OK] * n, np.full(n, -1, np.int64)
     else:
-        targets, status, n_faces = detect_rows(images, detect)
+        targets, status, n_faces, points = detect_rows_mesh(images, detect)
         visible = np.isfinite(targets[..., 0])
     return Items(
         ids=list(m["image_id"]), source="synth", subject=list(m["identity_id"]), sequence=[None] * n,
         frame=np.asarray(m["frame"], np.int64), targets=targets, visible=visible, K=_stack(m["K"], (3, 3)),
         status=status, n_faces=n_faces, fitzpatrick=list(m["fitzpatrick"]), paths=[str(root / p) for p in m["rgb_path"]],
         gt=gt, images=images if keep_images else None,
-        masks=[load_grey(root / p) for p in m["alpha_path"]] if keep_images else None,
+        masks=[load_grey(root / p) for p in m["alpha_path"]] if keep_images else None, points=points,
     )  # fmt: skip
 
 
@@ -160,17 +171,20 @@ def load_photos(root: str | Path, fov_deg: float, detect: Detector | None = None
         images.append(img)
         sizes.append((1, 1) if img is None else img.shape[:2])
     ok = [i for i, img in enumerate(images) if img is not None]
-    det, det_status, det_n = detect_rows([images[i] for i in ok], detect)
+    det, det_status, det_n, det_mesh = detect_rows_mesh([images[i] for i in ok], detect)
     n = len(files)
     targets, n_faces, status = np.full((n, 68, 2), np.nan, np.float32), np.full(n, -1, np.int64), [BAD_IMAGE] * n
+    points = None if det_mesh is None else np.full((n, 468, 2), np.nan, np.float32)
     for j, i in enumerate(ok):
         targets[i], n_faces[i], status[i] = det[j], det_n[j], det_status[j]
+        if points is not None:
+            points[i] = det_mesh[j]
     ids = [str(p.relative_to(root)) for p in files]
     return Items(
         ids=ids, source="photos", subject=ids, sequence=[None] * n, frame=np.zeros(n, np.int64), targets=targets,
         visible=np.isfinite(targets[..., 0]),
         K=np.stack([default_K(w, h, fov_deg).numpy() for h, w in sizes]) if n else np.zeros((0, 3, 3), np.float32),
         status=status, n_faces=n_faces, fitzpatrick=[None] * n, paths=[str(p) for p in files],
-        images=images if keep_images else None,
+        images=images if keep_images else None, points=points,
     )  # fmt: skip
 

@@ -19,7 +19,7 @@ import numpy as np
 
 from fairsplat.track.camera import default_K
 from fairsplat.track.run import TrackRun
-from fairsplat.track.sources import OK, Detector, Items, detect_rows
+from fairsplat.track.sources import OK, Detector, Items, detect_rows_mesh
 
 VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv", ".webm", ".avi")
 BAD_VIDEO = "bad_video"
@@ -104,7 +104,7 @@ def clip_skin(items: Items) -> dict[str, dict]:
 
 def clip_items(clip: Clip, fov_deg: float, detect: Detector | None = None, keep_images: bool = False) -> Items:
     """One decoded clip as ``Items``: one subject, one sequence, frames in order (and their thumbnails)."""
-    targets, status, n_faces = detect_rows(clip.frames, detect, desc=f"detect {clip.name}")
+    targets, status, n_faces, points = detect_rows_mesh(clip.frames, detect, desc=f"detect {clip.name}")
     t = len(clip.frames)
     h, w = clip.frames.shape[1:3]
     K = default_K(w, h, fov_deg).numpy()
@@ -113,7 +113,7 @@ def clip_items(clip: Clip, fov_deg: float, detect: Detector | None = None, keep_
         sequence=[clip.name] * t, frame=np.arange(t, dtype=np.int64), targets=targets,
         visible=np.isfinite(targets[..., 0]), K=np.repeat(K[None], t, 0), status=status, n_faces=n_faces,
         fitzpatrick=[None] * t, paths=[None] * t, images=list(clip.frames) if keep_images else None,
-        thumbs=[thumbnail(f) for f in clip.frames], ita=frame_ita(clip.frames, targets, status),
+        thumbs=[thumbnail(f) for f in clip.frames], ita=frame_ita(clip.frames, targets, status), points=points,
     )  # fmt: skip
 
 
@@ -143,12 +143,14 @@ def merge(parts: list[Items], source: str) -> Items:
     images = cat("images") if parts and all(p.images is not None for p in parts) else None
     thumbs = [img for p in parts for img in (p.thumbs if p.thumbs is not None else [None] * len(p))] if parts else None
     ita = np.concatenate([p.ita if p.ita is not None else np.full(len(p), np.nan) for p in parts]) if parts else None
+    points = (np.concatenate([p.points if p.points is not None else np.full((len(p), 468, 2), np.nan, np.float32)
+                              for p in parts]) if any(p.points is not None for p in parts) else None)  # fmt: skip
     return Items(
         ids=cat("ids"), source=source, subject=cat("subject"), sequence=cat("sequence"),
         frame=arr("frame", (0,)).astype(np.int64), targets=arr("targets", (0, 68, 2)).astype(np.float32),
         visible=arr("visible", (0, 68)).astype(bool), K=arr("K", (0, 3, 3)).astype(np.float32), status=cat("status"),
         n_faces=arr("n_faces", (0,)).astype(np.int64), fitzpatrick=cat("fitzpatrick"), paths=cat("paths"), images=images,
-        thumbs=thumbs, ita=ita,
+        thumbs=thumbs, ita=ita, points=points,
     )  # fmt: skip
 
 
