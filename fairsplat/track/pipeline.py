@@ -188,7 +188,7 @@ def run_track(cfg: TrackConfig, head_path: Path, inputs: dict[str, Path], out: P
         lmk_source = sources[name]
         detected = lmk_source != "gt"
         dense = cfg.fit_points == "dense468" and items.points is not None  # only a mesh backend gives the points
-        fit_points[name] = "dense468" if dense else "mesh68"
+        fit_points[name] = "dense468" if dense else "68"  # what was fitted: the 468 mesh points, or the source's 68
         if (detected, dense) not in fitters:
             fitters[(detected, dense)] = make_fitter(model, cfg, detected, dense, head.source == "procedural")
         fitter = fitters[(detected, dense)]
