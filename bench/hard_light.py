@@ -44,3 +44,33 @@ def render_hard(ids: set[str], out: Path, params: Path, head: Path, lighting: st
     subprocess.run([py, "-m", "stages.curate", "--ingest", str(out / "ingest"), "--out", str(out / "curated"),
                     "--plots", str(out / "plots"), *common], check=True, cwd=ROOT)  # fmt: skip
     return out / "curated"
+
+
+def swap_in(frames, subjects: list[str], out: Path, lighting: str, root: Path) -> dict:
+    """The crops of ``subjects`` in ``frames`` (fairsplat.ff.data.Frames) replaced in place by their renders
+    under ``lighting`` (made in ``out`` by :func:`render_hard` on first use). The crop geometry must be the
+    default one: every swapped crop's alpha is checked equal to the default crop's."""
+    import numpy as np
+    import pyarrow.parquet as pq
+    import torch
+
+    from fairsplat.io.images import load_grey, load_rgb
+
+    curated, made = out / "curated", out / "synth" / "lighting.txt"
+    if made.is_file() and made.read_text() != lighting:
+        raise ValueError(f"{out} holds {made.read_text()} renders, not {lighting}")
+    if not (curated / "manifest.parquet").is_file():
+        ids = {s.split("/", 1)[1] for s in subjects}  # curate's subject id is "synth/<identity_id>"
+        render_hard(ids, out, root / "params.yaml", root / "assets/head/head.npz", lighting)
+    other = {r["image_id"]: r for r in pq.read_table(curated / "manifest.parquet").to_pylist()}
+    want, swapped = set(subjects), 0
+    rows = [i for i, s in enumerate(frames.subject) if s in want]
+    for i in rows:
+        r = other.get(frames.ids[i])
+        if r is None:
+            continue
+        if not np.array_equal(load_grey(curated / r["alpha_path"]), frames.alpha[i, 0].numpy()):
+            raise ValueError(f"{frames.ids[i]}: the {lighting} crop's alpha differs from the default crop's")
+        frames.images[i] = torch.from_numpy(load_rgb(curated / r["path"]).transpose(2, 0, 1).copy())
+        swapped += 1
+    return {"dir": str(curated), "lighting": lighting, "identities": len(subjects), "rows": len(rows), "swapped": swapped}

@@ -330,36 +330,14 @@ def main() -> None:
 
 
 def phase2_domain(args, cfg, frames, subjects: list[str]) -> dict:
-    """Phase 2's identities (train_uv's split at this seed and share) seen under ``--phase2-lighting``: their
-    crops in ``frames`` replaced in place by those renders' crops (the same crop geometry: every alpha is checked
-    equal), so phase 2 trains on another appearance domain while phase 1 and the test keep the default one."""
-    import pyarrow.parquet as pq
-
-    from bench.hard_light import render_hard
+    """Phase 2's identities (train_uv's split at this seed and share) seen under ``--phase2-lighting``
+    (bench/hard_light.py ``swap_in``): phase 2 trains on another appearance domain, phase 1 and the test keep
+    the default one."""
+    from bench.hard_light import swap_in
     from fairsplat.ff.uv_data import split_phases
-    from fairsplat.io.images import load_grey, load_rgb
 
     _, p2 = split_phases(subjects, cfg.uv.phase2_share, cfg.seed)
-    curated = args.phase2_domain_dir / "curated"
-    made = args.phase2_domain_dir / "synth" / "lighting.txt"  # written by render_hard
-    if made.is_file() and made.read_text() != args.phase2_lighting:
-        raise ValueError(f"{args.phase2_domain_dir} holds {made.read_text()} renders, not {args.phase2_lighting}")
-    if not (curated / "manifest.parquet").is_file():
-        ids = {s.split("/", 1)[1] for s in p2}  # curate's subject id is "synth/<identity_id>"
-        render_hard(ids, args.phase2_domain_dir, args.root / "params.yaml", args.root / "assets/head/head.npz",
-                    args.phase2_lighting)
-    hard = {r["image_id"]: r for r in pq.read_table(curated / "manifest.parquet").to_pylist()}
-    want, swapped = set(p2), 0
-    rows = [i for i, s in enumerate(frames.subject) if s in want]
-    for i in rows:
-        r = hard.get(frames.ids[i])
-        if r is None:
-            continue
-        if not np.array_equal(load_grey(curated / r["alpha_path"]), frames.alpha[i, 0].numpy()):
-            raise ValueError(f"{frames.ids[i]}: the hard crop's alpha differs from the default crop's")
-        frames.images[i] = torch.from_numpy(load_rgb(curated / r["path"]).transpose(2, 0, 1).copy())
-        swapped += 1
-    out = {"dir": str(curated), "lighting": args.phase2_lighting, "identities": len(p2), "rows": len(rows), "swapped": swapped}
+    out = swap_in(frames, p2, args.phase2_domain_dir, args.phase2_lighting, args.root)
     print(json.dumps({"phase2_domain": out}), flush=True)
     return out
 
