@@ -62,13 +62,18 @@ def fitters(head_path: Path, specs: list[str], table: Path | None) -> tuple[dict
     return out, cfg
 
 
-def bench_synth(root: Path, split: str, fits: dict) -> None:
+def detections(root: Path, split: str):
+    """The split's renders with the tracker's MediaPipe detections (Items), detected once for every variant."""
     from fairsplat.faces.landmarks import resolve
-    from fairsplat.track.pipeline import evaluate
-    from fairsplat.track.run import run_fit
     from fairsplat.track.sources import load_synth
 
-    items = load_synth(root, "mediapipe", resolve("mediapipe")[0], splits=[split])
+    return load_synth(root, "mediapipe", resolve("mediapipe")[0], splits=[split])
+
+
+def bench_synth(items, split: str, fits: dict) -> None:
+    from fairsplat.track.pipeline import evaluate
+    from fairsplat.track.run import run_fit
+
     for name, fitter in fits.items():
         run = run_fit(items, fitter, share_shape=True, batch_size=64)
         m, _ = evaluate("synth", items, run, fitter.model)
@@ -80,16 +85,13 @@ def bench_synth(root: Path, split: str, fits: dict) -> None:
              fit_fps_per_core=m["fitted"] / run.fit_seconds)  # fmt: skip
 
 
-def bench_timing(root: Path, split: str, fits: dict, rows: int = 64, rounds: int = 3) -> None:
+def bench_timing(items, fits: dict, rows: int = 64, rounds: int = 3) -> None:
     """Fit frames/s on one thread, the variants interleaved round by round on the same ``rows`` images
     (one fit call: the stage's batch), so a busy machine slows them alike; the median round is printed."""
     import time
 
-    from fairsplat.faces.landmarks import resolve
     from fairsplat.track.run import fit_targets
-    from fairsplat.track.sources import load_synth
 
-    items = load_synth(root, "mediapipe", resolve("mediapipe")[0], splits=[split])
     keep = np.nonzero([s == "ok" for s in items.status])[0][:rows]
     subj = torch.unique(torch.as_tensor([hash(items.subject[i]) for i in keep]), return_inverse=True)[1]
     times: dict[str, list[float]] = {k: [] for k in fits}
@@ -143,10 +145,11 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(1)
     fits, cfg = fitters(args.head, args.dense, args.table)
+    items = detections(args.synth, args.split) if args.timing or not args.skip_synth else None
     if not args.skip_synth:
-        bench_synth(args.synth, args.split, fits)
+        bench_synth(items, args.split, fits)
     if args.timing:
-        bench_timing(args.synth, args.split, fits)
+        bench_timing(items, fits)
     if not args.skip_menpo:
         bench_menpo(fits, cfg.fov_deg, args.shared)
 

@@ -19,23 +19,31 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def build_synth(ids: set[str], out: Path, cfg, head: Path) -> int:
+    """SynthHeads identities ``ids`` rendered with ``cfg`` (a SynthConfig) into ``out`` (images, manifest and
+    identities tables, as stage synth writes them); returns the number of renders."""
+    from fairsplat.head.model import HeadModel
+    from fairsplat.io.tables import write_table
+    from fairsplat.synth.dataset import IDENTITIES_SCHEMA, build, manifest_schema
+
+    t0 = time.perf_counter()
+    manifest, identities, _ = build(HeadModel.load(head), cfg, out, only=ids)
+    write_table(manifest, manifest_schema(cfg), out / "manifest.parquet")
+    write_table(identities, IDENTITIES_SCHEMA, out / "identities.parquet")
+    print(f"{manifest.num_rows} {cfg.lighting} renders of {len(ids)} identities at {cfg.size} px, "
+          f"{time.perf_counter() - t0:.0f} s", flush=True)  # fmt: skip
+    return manifest.num_rows
+
+
 def render_hard(ids: set[str], out: Path, params: Path, head: Path, lighting: str = "hard") -> Path:
     """Identities ``ids`` (synth identity ids, without the ``synth/`` prefix) under ``lighting`` (``hard``, or
     ``studio``: hard's light once per identity) -> ``<out>/curated``; returns it."""
     import yaml
 
-    from fairsplat.head.model import HeadModel
-    from fairsplat.io.tables import write_table
     from fairsplat.sections.synth import SynthParams
-    from fairsplat.synth.dataset import IDENTITIES_SCHEMA, build, manifest_schema
 
-    cfg = replace(SynthParams.load(params).synth_config(), lighting=lighting, workers=1)
-    t0 = time.perf_counter()
-    manifest, identities, _ = build(HeadModel.load(head), cfg, out / "synth", only=ids)
-    write_table(manifest, manifest_schema(cfg), out / "synth" / "manifest.parquet")
-    write_table(identities, IDENTITIES_SCHEMA, out / "synth" / "identities.parquet")
+    build_synth(ids, out / "synth", replace(SynthParams.load(params).synth_config(), lighting=lighting, workers=1), head)
     (out / "synth" / "lighting.txt").write_text(lighting)  # which preset this directory holds
-    print(f"hard-set: {manifest.num_rows} renders of {len(ids)} identities, {time.perf_counter() - t0:.0f} s", flush=True)
     p = yaml.safe_load(Path(params).read_text())
     p["ingest"]["path"] = str(out / "synth")
     (out / "params.yaml").write_text(yaml.safe_dump(p, sort_keys=False))

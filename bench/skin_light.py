@@ -31,26 +31,21 @@ from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
 
-TYPES = ("I", "II", "III", "IV", "V", "VI")
-METHODS = ("raw", "sclera", "sclera_flat", "grey_edge", "white_patch")
+from fairsplat.faces.illumination import ILLUMINATION  # noqa: E402
+from fairsplat.labels import FITZPATRICK as TYPES  # noqa: E402  ("I" .. "VI")
+
+METHODS = ("raw", *ILLUMINATION)  # curate.ita-method's values
 
 
 def render(args) -> None:
     """Identities ``synth_0000`` .. ``synth_<n-1>`` (10 per type for n = 60, as the README's set) under
     ``--lighting`` (hard by default; default lighting to check that a correction costs nothing in good light)."""
-    from fairsplat.head.model import HeadModel
-    from fairsplat.io.tables import write_table
+    from bench.hard_light import build_synth
     from fairsplat.sections.synth import SynthParams
-    from fairsplat.synth.dataset import IDENTITIES_SCHEMA, build, manifest_schema
 
     cfg = SynthParams.load(args.params).synth_config()
     cfg = replace(cfg, lighting=args.lighting, size=args.size, uv_resolution=args.uv or cfg.uv_resolution, workers=1)
-    ids = {f"synth_{i:04d}" for i in range(args.identities)}
-    t0 = time.perf_counter()
-    manifest, identities, _ = build(HeadModel.load(args.head), cfg, Path(args.out), only=ids)
-    write_table(manifest, manifest_schema(cfg), Path(args.out) / "manifest.parquet")
-    write_table(identities, IDENTITIES_SCHEMA, Path(args.out) / "identities.parquet")
-    print(f"{manifest.num_rows} {args.lighting} renders of {len(ids)} identities at {args.size} px, {time.perf_counter() - t0:.0f} s")
+    build_synth({f"synth_{i:04d}" for i in range(args.identities)}, Path(args.out), cfg, Path(args.head))
 
 
 def _scores(records, analyses, scheme: str) -> dict:

@@ -53,11 +53,16 @@ def test_closed_eye_gives_no_sclera():
     assert sclera_colour(img, sclera, skin_linear) is not None  # the open eye passes
 
 
+def _chroma(lin: np.ndarray) -> np.ndarray:  # [N, 3] linear -> [N] (max - min) / max
+    """Relative chroma, what the sclera pick and test used before log(R/B) and luminance replaced it."""
+    return (lin.max(1) - lin.min(1)) / np.maximum(lin.max(1), 1e-9)
+
+
 @pytest.mark.parametrize("ita", [60.0, -45.0])
 def test_whiter_than_skin_holds_under_any_light(ita):
     """The test compares log(R/B) of sclera and skin, which a coloured light shifts equally: it keeps the sclera
     from tungsten to shade, where the old relative-chroma test (0.6 x the skin's) dropped it under warm light."""
-    from fairsplat.faces.illumination import WHITER_THAN_SKIN, _chroma, _log_rb
+    from fairsplat.faces.illumination import WHITER_THAN_SKIN, _log_rb
 
     for cct in (2700.0, 4000.0, 7500.0):
         img, skin, sclera = _scene(ita, cct, 0.0)
@@ -86,8 +91,6 @@ def test_sclera_pick_is_the_brightest_not_the_least_chromatic():
     rgb = np.round(linear_to_srgb(px) * 255).astype(np.uint8)
     c = sclera_colour(rgb, np.ones(rgb.shape[:2], bool), top=0.3)
     np.testing.assert_allclose(c, srgb_to_linear(rgb[0, 0] / 255.0), rtol=1e-9)
-    from fairsplat.faces.illumination import _chroma
-
     assert _chroma(rim_lin[None])[0] < _chroma(sclera_lin[None])[0]  # the old whiteness rank preferred the rim
 
 
@@ -113,7 +116,7 @@ def test_sclera_masks_follow_the_iris_models_lid_contour():
     from fairsplat.faces.illumination import EYE_LOOP, sclera_masks
 
     eyes = {"right": _ellipse_eye(20.3, 15.2, 9.0, 4.0, 2.5), "left": _ellipse_eye(44.6, 15.7, 8.0, 3.5, 2.2)}
-    masks = sclera_masks((32, 64), np.zeros((468, 3)), eyes)
+    masks = sclera_masks((32, 64), eyes)
     yy, xx = np.mgrid[0:32, 0:64]
     for side, eye in eyes.items():
         poly = MplPath(eye.contour[list(EYE_LOOP)])
@@ -138,7 +141,7 @@ def test_sclera_reference_needs_enough_pixels_and_both_eyes_for_confidence():
                 "left": _ellipse_eye(w * 0.7, h * 0.5, w * 0.035, h * 0.025, h * 0.02)}  # fmt: skip
         from fairsplat.faces.illumination import sclera_masks
 
-        m = sclera_masks((h, w), np.zeros((468, 3)), eyes)
+        m = sclera_masks((h, w), eyes)
         img[m["right"] | (m["left"] if open_left else False)] = np.round(np.array(SCLERA_REF) * 0.8 * 255).astype(np.uint8)
         skin = np.ones((h, w), bool)
         skin[m["right"] | m["left"]] = False

@@ -103,13 +103,13 @@ the inner corner (mesh 33, 7, 163, 144, 145, 153, 154, 155, 133), 9-15 the upper
 159, 158, 157, 173), so the upper lid is walked back."""
 
 
-def sclera_masks(shape: tuple[int, int], mesh: np.ndarray, eyes: dict) -> dict[str, np.ndarray]:
+def sclera_masks(shape: tuple[int, int], eyes: dict) -> dict[str, np.ndarray]:
     """Per eye, bool [H, W]: inside the eye opening, outside the iris disc (1.15 x its radius).
 
     The opening is the iris model's refined lid contour, not the mesh's eye loop: the 468-point mesh
     places the lids ~1-2 px too high at 128 px (its loop covered the upper lid and half the iris on
     SynthHeads, so the "sclera" was lid skin); MediaPipe's own pipeline replaces the mesh's eye points
-    with this contour for the same reason. ``mesh`` is unused, kept for the callers' signature."""
+    with this contour for the same reason."""
     h, w = shape
     yy, xx = np.mgrid[0:h, 0:w]
     out = {}
@@ -120,10 +120,6 @@ def sclera_masks(shape: tuple[int, int], mesh: np.ndarray, eyes: dict) -> dict[s
         disc = (xx - ir[0, 0]) ** 2 + (yy - ir[0, 1]) ** 2 <= r * r
         out[side] = opening & ~disc
     return out
-
-
-def _chroma(lin: np.ndarray) -> np.ndarray:  # [N, 3] linear -> [N] (max - min) / max
-    return (lin.max(1) - lin.min(1)) / np.maximum(lin.max(1), 1e-9)
 
 
 WHITER_THAN_SKIN = 0.15
@@ -242,7 +238,7 @@ def _sclera_reference(x: FaceInput) -> tuple[np.ndarray, float, str] | None:
     """(sclera linear RGB [3], eye agreement 0..1, detail) or None."""
     if x.mesh is None or x.eyes is None:
         return None
-    masks = sclera_masks(x.rgb.shape[:2], x.mesh, x.eyes)
+    masks = sclera_masks(x.rgb.shape[:2], x.eyes)
     skin = srgb_to_linear(x.rgb[x.skin].astype(np.float64) / 255.0)
     skin = skin[(skin.max(1) > 0) & (x.rgb[x.skin].max(1) < 250)]
     skin_linear = np.median(skin, axis=0) if len(skin) else None

@@ -75,6 +75,7 @@ def residuals(head, rows: list[dict], mesh: np.ndarray, faces: np.ndarray, bary:
     in inter-ocular distances (outer eye corners of the ground-truth landmarks, as the NME)."""
     import torch
 
+    from fairsplat.track.camera import project
     from fairsplat.track.landmarks import LandmarkFlame
 
     lf = LandmarkFlame(head, torch.float64, embedding=(faces, bary))
@@ -82,8 +83,7 @@ def residuals(head, rows: list[dict], mesh: np.ndarray, faces: np.ndarray, bary:
     with torch.no_grad():
         p3 = lf(t("shape"), t("expr"), t("pose"))[0]  # [N, 468, 3] world
     view, K = t("viewmat").reshape(-1, 4, 4), t("K").reshape(-1, 3, 3)
-    uv = (p3 @ view[:, :3, :3].transpose(1, 2) + view[:, None, :3, 3]) @ K.transpose(1, 2)
-    pix = (uv[..., :2] / uv[..., 2:]).numpy()
+    pix = project(p3 @ view[:, :3, :3].transpose(1, 2) + view[:, None, :3, 3], K).numpy()  # [N, 468, 2]
     gt = np.array([r["landmarks"] for r in rows], np.float64).reshape(-1, 68, 2)
     iod = np.linalg.norm(gt[:, 36] - gt[:, 45], axis=1)
     return np.linalg.norm(pix - mesh, axis=-1) / iod[:, None]
@@ -98,11 +98,10 @@ def point_weights(res: np.ndarray, floor: float = 0.05) -> np.ndarray:  # [N, 46
 
 
 def frontal_rows(rows: list[dict]) -> np.ndarray:  # -> [N] bool
-    from fairsplat.head.procedural import EXPRESSION_NAMES
-    from fairsplat.track.pipeline import BLINK
+    """Frontal renders with both eyes open (the tracker's ``frontal`` condition, track/pipeline.py)."""
+    from fairsplat.track.pipeline import view_conditions
 
-    blinks = [EXPRESSION_NAMES.index("blink_l"), EXPRESSION_NAMES.index("blink_r")]
-    return np.array([r["view"] == 0 and max(r["expr"][i] for i in blinks) < BLINK for r in rows])
+    return view_conditions(np.array([r["yaw"] for r in rows]), np.array([r["expr"] for r in rows]))["frontal"]
 
 
 def render_table(head_key: dict, faces: np.ndarray, bary: np.ndarray, weights: np.ndarray, provenance: list[str]) -> str:

@@ -34,7 +34,7 @@ import torch
 from torch import Tensor
 
 from fairsplat.track import embed468
-from fairsplat.track.fit import EYES, JAW, N_FIXED, NECK, ROT, FitConfig, Fitter, FitResult
+from fairsplat.track.fit import N_FIXED, FitConfig, Fitter, FitResult
 from fairsplat.track.landmarks import LandmarkFlame
 
 
@@ -74,8 +74,7 @@ class DenseFitter(Fitter):
 
     def point_weights(self, z: Tensor, K: Tensor) -> Tensor:  # -> [B, L] in [0, 1]
         """How squarely each point's fitted surface faces the camera (see the module doc)."""
-        x, shape = z[:, : self.dx], z[:, self.dx :]
-        pose = torch.cat([torch.zeros_like(x[:, ROT]), x[:, NECK], x[:, JAW], x[:, EYES]], 1)
+        x, shape, pose = self.split(z)
         tri = self.points.triangles(shape, x[:, N_FIXED:], pose)[0]  # [B, L, 3, 3] head frame
         b, n = tri.shape[:2]
         cam = self._camera(x, tri.reshape(b, n * 3, 3)).reshape(b, n, 3, 3)  # [B, L, 3, 3] camera frame

@@ -146,8 +146,7 @@ class Fitter:
         ``contour``: jaw points on chosen silhouette edges instead of the embedding
         (what the detector sees, ``contour_at``); without it, the embedded landmarks (what is reported).
         ``model``: whose points (default: the fitted ones, ``self.points``)."""
-        x, shape = z[:, : self.dx], z[:, self.dx :]
-        pose = torch.cat([torch.zeros_like(x[:, ROT]), x[:, NECK], x[:, JAW], x[:, EYES]], 1)  # global applied below
+        x, shape, pose = self.split(z)
         lmk, joints = (self.points if model is None else model)(shape, x[:, N_FIXED:], pose)  # [N, L, 3] head frame
         if contour is not None:
             ids, t, use = contour  # [B, 17, 2], [B, 17], [B, 17] (B divides N)
@@ -161,6 +160,12 @@ class Fitter:
         cam = self._camera(x, lmk)  # [N, L, 3]
         return project(cam, K), cam, joints[:, 0]
 
+    def split(self, z: Tensor) -> tuple[Tensor, Tensor, Tensor]:  # [N, Dx + S] -> x [N, Dx], shape [N, S], pose [N, 3J]
+        """The head model's inputs at z: the fitted x, the shape, and the pose with the global rotation zeroed
+        (the fit applies it as the camera, ``_camera``); the expression is ``x[:, N_FIXED:]``."""
+        x = z[:, : self.dx]
+        return x, z[:, self.dx :], torch.cat([torch.zeros_like(x[:, ROT]), x[:, NECK], x[:, JAW], x[:, EYES]], 1)
+
     def _camera(self, x: Tensor, points: Tensor) -> Tensor:  # [N, Dx], [N, M, 3] head frame -> [N, M, 3] camera
         R = FLIP @ rodrigues(x[:, ROT])  # [N, 3, 3] head -> camera
         return (points - self.centre) @ R.transpose(1, 2) + _t_cam(x)[:, None]
@@ -169,8 +174,7 @@ class Fitter:
     def contour_at(self, z: Tensor, K: Tensor) -> Contour:
         """Each jaw landmark's silhouette edge at parameters z [B, D] (``contour.select_contour``)."""
         b, lines = z.shape[0], self.lines
-        x, shape = z[:, : self.dx], z[:, self.dx :]
-        pose = torch.cat([torch.zeros_like(x[:, ROT]), x[:, NECK], x[:, JAW], x[:, EYES]], 1)
+        x, shape, pose = self.split(z)
         verts = self.model.vertices(shape, x[:, N_FIXED:], pose, self.line_vertices[None])  # [B, U, 3]
         pix = project(self._camera(x, verts), K)  # [B, U, 2]
         ends = pix[:, self.line_index]  # [B, 17, C, 2, 2]

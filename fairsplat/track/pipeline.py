@@ -132,6 +132,21 @@ BLINK = 0.5
 """A SynthHeads image whose blink coefficient (procedural head) reaches this has a closed eye."""
 
 
+def view_conditions(yaw: np.ndarray, expr: np.ndarray, named_expressions: bool = True) -> dict[str, np.ndarray]:
+    """SynthHeads images by view: ``frontal`` (yaw 0, both eyes open), ``turned`` (yaw != 0, eyes open),
+    ``closed_eyes`` (any view, a blink >= :data:`BLINK`); yaw [N] degrees, expr [N, E] -> bool [N] each.
+    ``named_expressions``: see :func:`nme_by_condition`."""
+    from fairsplat.head.procedural import EXPRESSION_NAMES
+
+    expr = np.asarray(expr)
+    blink = np.zeros(len(expr))
+    cols = [EXPRESSION_NAMES.index("blink_l"), EXPRESSION_NAMES.index("blink_r")]
+    if named_expressions and expr.shape[1] > max(cols):
+        blink = expr[:, cols].max(1)
+    closed, front = blink >= BLINK, np.abs(np.asarray(yaw)) < 1e-6
+    return {"frontal": front & ~closed, "turned": ~front & ~closed, "closed_eyes": closed}
+
+
 def nme_by_condition(items: Items, run: TrackRun | None, errors: dict[str, np.ndarray],
                      named_expressions: bool = True) -> dict:  # fmt: skip
     """SynthHeads NME of the fit and of the detector split by view: ``frontal`` (yaw 0, both eyes
@@ -140,16 +155,7 @@ def nme_by_condition(items: Items, run: TrackRun | None, errors: dict[str, np.nd
     ``named_expressions``: the head's expressions are the procedural head's blendshapes, the
     first ``n_expr`` of ``EXPRESSION_NAMES`` (the default head has 10 of the 12), so the blinks
     can be read; with a PCA basis (FLAME) nothing is ``closed_eyes``."""
-    from fairsplat.head.procedural import EXPRESSION_NAMES
-
-    expr = items.gt["expr"]
-    blink = np.zeros(len(items))
-    cols = [EXPRESSION_NAMES.index("blink_l"), EXPRESSION_NAMES.index("blink_r")]
-    if named_expressions and expr.shape[1] > max(cols):
-        blink = expr[:, cols].max(1)
-    closed = blink >= BLINK
-    masks = {"frontal": (np.abs(items.gt["yaw"]) < 1e-6) & ~closed, "turned": (np.abs(items.gt["yaw"]) >= 1e-6) & ~closed,
-             "closed_eyes": closed}  # fmt: skip
+    masks = view_conditions(items.gt["yaw"], items.gt["expr"], named_expressions)
     out = {}
     for key in ("nme", "nme_detector"):
         e = errors.get(key)
